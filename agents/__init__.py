@@ -1,0 +1,1 @@
+"""Agent processes: the runtime (client side of the protocol) and the algorithms."""

@@ -1,0 +1,141 @@
+"""The small interface an algorithm implements. The runtime owns the socket; algorithms see arrays.
+
+Time alignment (the runtime does it, so algorithms never have to): at step t the agent sees
+`StepView.obs` = o_t and acts a_t; the reward for that step, r_t, and what others did at t arrive with
+the next view (`StepView.reward`, `StepView.others_actions`). At episode end the runtime hands the
+algorithm a `Trajectory` whose arrays are aligned on t: obs[t], actions[t], rewards[t], …
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+#: The information channels a run may disclose about other agents (design.md, "Disclosure").
+DISCLOSURES = ("actions", "rewards", "observations", "payments", "messages", "state")
+
+
+@dataclass(frozen=True)
+class SeatInfo:
+    """What the arena told this agent in `welcome`, plus its own launch options.
+
+    `observation_space` is this agent's own observation as delivered (for Escape Room it includes
+    the arena-appended incentives-given block when the agent pays); `observation_spaces` are the
+    game's per-agent spaces, which is what disclosed observations of others look like.
+    """
+
+    seat: int
+    n_agents: int
+    names: list[str]
+    batch_size: int
+    max_steps: int
+    game: str
+    observation_space: gym.Space
+    observation_spaces: list[gym.Space]
+    action_spaces: list[gym.Space]
+    action_names: list[list[str]]
+    rmax: float
+    pays: bool
+    disclosed: frozenset[str]
+    seed: int = 0
+    device: str = "cpu"
+    options: dict[str, Any] = field(default_factory=dict)
+    run_dir: str | None = None
+
+    @property
+    def action_space(self) -> gym.Space:
+        return self.action_spaces[self.seat]
+
+    @property
+    def others(self) -> list[int]:
+        return [j for j in range(self.n_agents) if j != self.seat]
+
+
+@dataclass
+class StepView:
+    """One `observe` message, decoded. Fields for undisclosed channels are None.
+
+    `reward` is the previous step's total reward (extrinsic + incentives received), split into
+    `extrinsic` and `incentives`. `others_*` arrays are joint, `[B, N, ...]`, own entry included.
+    """
+
+    t: int
+    obs: np.ndarray
+    reward: np.ndarray
+    extrinsic: np.ndarray
+    incentives: np.ndarray
+    active: np.ndarray
+    action_mask: np.ndarray | None = None
+    others_actions: np.ndarray | None = None
+    others_rewards: np.ndarray | None = None
+    others_observations: list[np.ndarray] | None = None
+    payments: np.ndarray | None = None
+    messages: np.ndarray | None = None
+    state: np.ndarray | None = None
+    visibility: np.ndarray | None = None
+
+
+@dataclass
+class Trajectory:
+    """One batched episode from this agent's side, arrays `[T, B, ...]` aligned on the step t.
+
+    `valid[t, b]` is False once copy b has finished (its later entries are padding). `obs` has
+    T + 1 entries: the last is the observation after the final step. `joint_*` hold every agent's
+    data (own included) where the run discloses it, else None.
+    """
+
+    obs: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    extrinsic: np.ndarray
+    incentives: np.ndarray
+    valid: np.ndarray
+    paid: np.ndarray | None = None
+    joint_actions: np.ndarray | None = None
+    joint_rewards: np.ndarray | None = None
+    joint_obs: list[np.ndarray] | None = None
+    payments: np.ndarray | None = None
+    state: np.ndarray | None = None
+    visibility: np.ndarray | None = None
+    action_masks: np.ndarray | None = None
+
+    @property
+    def length(self) -> int:
+        return self.actions.shape[0]
+
+
+class Algorithm(ABC):
+    """Subclass this to write an agent; register it in the `arena.agents` entry-point group.
+
+    `needs` names the disclosures the algorithm cannot work without; the arena refuses the seat
+    when the run does not disclose them. `pays` = True asks for the incentive pay phase.
+    """
+
+    needs: ClassVar[frozenset[str]] = frozenset()
+    pays: ClassVar[bool] = False
+
+    def setup(self, info: SeatInfo) -> None:
+        """Called once after `welcome`, before the first episode."""
+        self.info = info
+
+    @abstractmethod
+    def act(self, view: StepView) -> np.ndarray:
+        """Return actions `[B]` (int64) for the observation in `view`."""
+
+    def pay(self, view: StepView, joint_action: np.ndarray) -> np.ndarray:
+        """Incentives `[B, N]` to give for this step's joint action `[B, N]`; self entry must be 0."""
+        return np.zeros(joint_action.shape, dtype=np.float32)
+
+    def end_episode(self, trajectory: Trajectory, summary: dict[str, Any]) -> dict[str, float]:
+        """Learn from the finished batch of episodes; return metrics to log (may be empty)."""
+        return {}
+
+    def save(self, path: str) -> None:  # noqa: B027 - optional hook
+        """Write a checkpoint (learners override; scripted agents have nothing to save)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources at the end of the run."""

@@ -1,0 +1,68 @@
+"""`arena agent KIND --connect ADDR`: run one agent process (needs only `agents` and `protocols`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from agents.registry import available_kinds, load_algorithm
+from agents.runtime import AgentError, AgentRuntime
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="arena agent", description=__doc__)
+    parser.add_argument("kind", help=f"agent implementation: {', '.join(available_kinds())}, or module:Class")
+    parser.add_argument("--connect", help="arena address, e.g. tcp://127.0.0.1:5555")
+    parser.add_argument("--connection-file", type=Path,
+                        help="the run's connection.json (address, and the signing key when signing is on)")
+    parser.add_argument("--seat", type=int, help="seat index to take (default: the seat named --name, else any free)")
+    parser.add_argument("--name", help="this agent's name; takes the seat of that name if there is one")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda[:k]")
+    parser.add_argument("--seed", type=int, help="override the seed the arena suggests")
+    parser.add_argument("--options", default="{}", help="JSON object of algorithm options")
+    parser.add_argument("--out", type=Path, help="directory for this agent's metrics and checkpoints")
+    parser.add_argument("--checkpoint-every", type=int, default=0, help="episodes between checkpoints")
+    parser.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format=f"%(asctime)s {args.name or args.kind}: %(message)s")
+    address, key = args.connect, None
+    if args.connection_file is not None:
+        info = json.loads(args.connection_file.read_text(encoding="utf-8"))
+        address = address or info["address"]
+        key = info["key"].encode() if info.get("key") else None
+    if not address:
+        print("arena agent: give --connect ADDR or --connection-file FILE", file=sys.stderr)
+        return 2
+    try:
+        options = json.loads(args.options)
+        algorithm = load_algorithm(args.kind)()
+    except (ValueError, TypeError, ImportError, AttributeError) as exc:
+        print(f"arena agent: {exc}", file=sys.stderr)
+        return 2
+    runtime = AgentRuntime(algorithm, address, name=args.name or args.kind, implementation=args.kind,
+                           seat=args.seat, key=key, device=args.device, seed=args.seed, options=options,
+                           out_dir=args.out, checkpoint_every=args.checkpoint_every)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return runtime.run()
+    except AgentError as exc:
+        print(f"arena agent {args.name or args.kind}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM ends the agent like Ctrl-C does: sockets are closed on the way out."""
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_agent(build_parser().parse_args(argv))

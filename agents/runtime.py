@@ -1,0 +1,271 @@
+"""The agent runtime: owns the sockets, the handshake, heartbeats and the trajectory buffer.
+
+An algorithm never touches ZeroMQ: the runtime decodes each `observe` into a `StepView`, asks the
+algorithm for actions (and payments), and at each episode end hands it the aligned `Trajectory`.
+Heartbeats go out from a thread on a socket of their own, so a long learning step between episodes
+does not make the agent look dead to the arena.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+
+from agents.algorithm import Algorithm, SeatInfo, StepView, Trajectory
+from protocols.codec import Codec, Message
+from protocols.messages import Act, EpisodeEnd, Heartbeat, Hello, Observe, Pay, PayRequest, Ready, Welcome
+from protocols.spaces import space_from_description
+
+log = logging.getLogger("agent")
+
+
+class AgentError(RuntimeError):
+    """The run cannot go on for this agent; the message says why and what to do."""
+
+
+class Heartbeats(threading.Thread):
+    """Sends a heartbeat every interval and notices when the arena stops answering."""
+
+    def __init__(self, context: zmq.Context, address: str, session: str, key: bytes | None) -> None:
+        super().__init__(daemon=True, name="heartbeats")
+        self.socket = context.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.connect(address)
+        self.codec = Codec(session=session, key=key)
+        self.interval = 0.5
+        self.timeout: float | None = None
+        self.seat: int | None = None
+        self.last_answer = time.monotonic()
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self._halt.is_set():
+                self.socket.send_multipart(self.codec.encode(Heartbeat(seat=self.seat)))
+                deadline = time.monotonic() + self.interval
+                while (left := deadline - time.monotonic()) > 0 and not self._halt.is_set():
+                    if self.socket.poll(int(left * 1000) + 1):
+                        self.socket.recv_multipart()
+                        self.last_answer = time.monotonic()
+        except zmq.ZMQError:
+            pass
+        finally:
+            self.socket.close(0)
+
+    def arena_silent_for(self) -> float:
+        return time.monotonic() - self.last_answer
+
+    def stop(self) -> None:
+        self._halt.set()
+
+
+class TrajectoryBuffer:
+    """Collects one batched episode step by step and aligns it on t (see agents.algorithm)."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, Any]] = []
+
+    def observe(self, view: StepView) -> None:
+        if self.steps:  # the previous step's outcome arrives with this view
+            previous = self.steps[-1]
+            previous.update(rewards=view.reward, extrinsic=view.extrinsic, incentives=view.incentives,
+                            joint_actions=view.others_actions, joint_rewards=view.others_rewards,
+                            payments=view.payments)
+        self.steps.append({"obs": view.obs, "valid": view.active, "joint_obs": view.others_observations,
+                           "state": view.state, "visibility": view.visibility, "action_masks": view.action_mask})
+
+    def acted(self, actions: np.ndarray) -> None:
+        self.steps[-1]["actions"] = actions
+
+    def paid(self, amounts: np.ndarray) -> None:
+        self.steps[-1]["paid"] = amounts
+
+    def finish(self, final: StepView) -> Trajectory:
+        """Close the episode with the view after its last step and return it as arrays."""
+        self.observe(final)
+        closing, steps = self.steps[-1], self.steps[:-1]
+        self.steps = []
+
+        def stack(key: str, with_final: bool = False) -> np.ndarray | None:
+            rows = [s.get(key) for s in steps] + ([closing.get(key)] if with_final else [])
+            return None if any(r is None for r in rows) else np.stack(rows)
+
+        joint_obs = None
+        if closing["joint_obs"] is not None:
+            per_step = [s["joint_obs"] for s in [*steps, closing]]
+            joint_obs = [np.stack([step[j] for step in per_step]) for j in range(len(per_step[0]))]
+        return Trajectory(
+            obs=stack("obs", True), actions=stack("actions"), rewards=stack("rewards"),
+            extrinsic=stack("extrinsic"), incentives=stack("incentives"), valid=stack("valid"),
+            paid=stack("paid"), joint_actions=stack("joint_actions"), joint_rewards=stack("joint_rewards"),
+            joint_obs=joint_obs, payments=stack("payments"), state=stack("state", True),
+            visibility=stack("visibility", True), action_masks=stack("action_masks"))
+
+
+def view_from(observe: Observe) -> StepView:
+    return StepView(t=observe.t, obs=observe.obs, reward=observe.reward, extrinsic=observe.extrinsic,
+                    incentives=observe.incentives, active=observe.active, action_mask=observe.action_mask,
+                    others_actions=observe.actions, others_rewards=observe.rewards,
+                    others_observations=observe.observations, payments=observe.payments,
+                    messages=observe.messages, state=observe.state, visibility=observe.visible)
+
+
+class AgentRuntime:
+    """Connects one algorithm to an arena and runs it until the arena says bye."""
+
+    def __init__(self, algorithm: Algorithm, address: str, *, name: str, implementation: str,
+                 seat: int | None = None, key: bytes | None = None, device: str = "cpu",
+                 seed: int | None = None, options: dict[str, Any] | None = None, out_dir: Path | None = None,
+                 checkpoint_every: int = 0, connect_timeout_s: float = 30.0) -> None:
+        self.algorithm = algorithm
+        self.address = address
+        self.name = name
+        self.implementation = implementation
+        self.seat = seat
+        self.device = device
+        self.seed = seed
+        self.options = options or {}
+        self.out_dir = out_dir
+        self.checkpoint_every = checkpoint_every
+        self.connect_timeout_s = connect_timeout_s
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 1000)
+        self.socket.setsockopt(zmq.IDENTITY, f"{name}-{uuid.uuid4().hex[:8]}".encode())
+        self.codec = Codec(key=key)
+        self.heartbeats = Heartbeats(self.context, address, self.codec.session, key)
+        self.buffer = TrajectoryBuffer()
+        self.info: SeatInfo | None = None
+        self._view: StepView | None = None
+        self._metrics = None
+
+    # ------------------------------------------------------------------ transport
+    def _send(self, content: Any, parent: Message | None = None) -> None:
+        self.socket.send_multipart(self.codec.encode(content, parent.header if parent else None))
+
+    def _receive(self, timeout_s: float | None) -> Message:
+        """Next message from the arena; fails if the arena goes quiet past its heartbeat timeout."""
+        waited = 0.0
+        while True:
+            if self.socket.poll(250):
+                return self.codec.decode(self.socket.recv_multipart())
+            waited += 0.25
+            if timeout_s is not None and waited >= timeout_s:
+                raise AgentError(f"no answer from the arena at {self.address} within {timeout_s:.0f} s: is it "
+                                 "running? (`arena serve RUN.toml` prints the address to join)")
+            limit = self.info and self.heartbeats.timeout
+            if limit and self.heartbeats.arena_silent_for() > limit:
+                raise AgentError(f"the arena at {self.address} stopped answering heartbeats for "
+                                 f"{self.heartbeats.arena_silent_for():.1f} s")
+
+    # ------------------------------------------------------------------ lifecycle
+    def run(self) -> int:
+        """Play until the arena ends the run. Returns 0 when the run completed."""
+        self.socket.connect(self.address)
+        self.heartbeats.start()
+        try:
+            self._handshake()
+            return self._loop()
+        finally:
+            self.heartbeats.stop()
+            self.algorithm.close()
+            self.socket.close()
+            self.heartbeats.join(timeout=2)
+            self.context.term()
+            if self._metrics is not None:
+                self._metrics.close()
+
+    def _handshake(self) -> None:
+        algo = self.algorithm
+        self._send(Hello(name=self.name, implementation=self.implementation, seat=self.seat,
+                         capabilities=["incentives"] if algo.pays else [], needs=sorted(algo.needs)))
+        while True:
+            message = self._receive(self.connect_timeout_s)
+            if message.type == "error":
+                raise AgentError(f"the arena refused {self.name}: {message.content.message}"
+                                 + (f" — {message.content.hint}" if message.content.hint else ""))
+            if message.type == "welcome":
+                break
+        welcome: Welcome = message.content
+        self.heartbeats.interval = welcome.deadlines.heartbeat_interval_s
+        self.heartbeats.timeout = welcome.deadlines.heartbeat_timeout_s
+        self.heartbeats.seat = welcome.seat
+        self.info = SeatInfo(
+            seat=welcome.seat, n_agents=welcome.n_agents, names=welcome.names, batch_size=welcome.batch_size,
+            max_steps=welcome.episode_length, game=welcome.game,
+            observation_space=space_from_description(welcome.observation_space),
+            observation_spaces=[space_from_description(d) for d in welcome.observation_spaces],
+            action_spaces=[space_from_description(d) for d in welcome.action_spaces],
+            action_names=welcome.action_names, rmax=welcome.rmax, pays=welcome.pays,
+            disclosed=frozenset(welcome.disclose), seed=self.seed if self.seed is not None else welcome.seed,
+            device=self.device, options={**welcome.options, **self.options},
+            run_dir=str(self.out_dir) if self.out_dir else None)
+        log.info("%s seated at %d of %d in run %s", self.name, welcome.seat, welcome.n_agents, welcome.run_id)
+        algo.setup(self.info)
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self._metrics = open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+
+    def _loop(self) -> int:
+        while True:
+            message = self._receive(None)
+            kind = message.type
+            if kind == "observe":
+                self._on_observe(message)
+            elif kind == "pay_request":
+                self._on_pay_request(message)
+            elif kind == "episode_end":
+                self._on_episode_end(message)
+            elif kind == "error":
+                error = message.content
+                if error.fatal:
+                    log.error("arena: %s", error.message)
+                else:
+                    log.warning("arena: %s%s", error.message, f" ({error.hint})" if error.hint else "")
+            elif kind == "bye":
+                if message.content.ok:
+                    log.info("arena said bye: %s", message.content.reason)
+                    return 0
+                raise AgentError(f"the run ended early: {message.content.reason}")
+
+    def _on_observe(self, message: Message) -> None:
+        observe: Observe = message.content
+        view = view_from(observe)
+        self._view = view
+        self.buffer.observe(view)
+        started = time.perf_counter()
+        actions = np.asarray(self.algorithm.act(view), dtype=np.int64)
+        elapsed = time.perf_counter() - started
+        if observe.deadline_s is not None and elapsed > observe.deadline_s:
+            log.warning("act() took %.2f s, past the step deadline of %.2f s", elapsed, observe.deadline_s)
+        self.buffer.acted(actions)
+        self._send(Act(episode=observe.episode, t=observe.t, actions=actions), message)
+
+    def _on_pay_request(self, message: Message) -> None:
+        request: PayRequest = message.content
+        amounts = np.asarray(self.algorithm.pay(self._view, request.joint_action), dtype=np.float32)
+        self.buffer.paid(amounts)
+        self._send(Pay(episode=request.episode, t=request.t, amounts=amounts), message)
+
+    def _on_episode_end(self, message: Message) -> None:
+        end: EpisodeEnd = message.content
+        trajectory = self.buffer.finish(view_from(end.final))
+        metrics = self.algorithm.end_episode(trajectory, end.summary)
+        if self._metrics is not None:
+            own = end.summary["returns"].get(self.info.names[self.info.seat])
+            self._metrics.write(json.dumps({"episode": end.episode, "return": own, **metrics}) + "\n")
+            self._metrics.flush()
+            every = self.checkpoint_every
+            if end.last or (every and (end.episode + 1) % every == 0):
+                name = "final.pt" if end.last else f"episode_{end.episode + 1}.pt"
+                (self.out_dir / "checkpoints").mkdir(exist_ok=True)
+                self.algorithm.save(str(self.out_dir / "checkpoints" / name))
+        self._send(Ready(episode=end.episode), message)

@@ -1,0 +1,41 @@
+"""The run directory: resolved config, per-episode summaries, the ledger and the final result.
+
+Each episode's lines are flushed as soon as the episode ends, so an interrupted run keeps every
+finished episode.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from arena.settings import ArenaSettings
+
+
+class RunWriter:
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._episodes = open(run_dir / "episodes.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self._ledger = open(run_dir / "ledger.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self._started = time.time()
+
+    def start(self, settings: ArenaSettings, seats: list[dict[str, Any]], run_id: str, address: str) -> None:
+        """Record who actually joined which seat, next to the settings the run used."""
+        record = {"run_id": run_id, "address": address, "arena": settings.model_dump(), "seats": seats,
+                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self._started))}
+        (self.run_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+    def episode(self, summary: dict[str, Any], ledger_record: dict[str, Any]) -> None:
+        for handle, record in ((self._episodes, summary), (self._ledger, ledger_record)):
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
+
+    def finish(self, status: str, reason: str, episodes: int, seats: list[dict[str, Any]]) -> None:
+        self._episodes.close()
+        self._ledger.close()
+        result = {"status": status, "reason": reason, "episodes": episodes, "seats": seats,
+                  "wall_time_s": round(time.time() - self._started, 3)}
+        (self.run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,576 @@
+"""The arena server: an asyncio ZeroMQ ROUTER that seats agents and steps B copies of a game.
+
+One coroutine receives and dispatches every message (it never blocks and never crashes on bad
+input); the run coroutine walks the phases of each step — observe → act → pay → step — awaiting one
+reply per seat per phase; a watchdog ends the run when a seat stops sending heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import zmq
+import zmq.asyncio
+
+from arena.games import make_game
+from arena.ledger import Ledger
+from arena.rundir import RunWriter
+from arena.settings import ArenaSettings, SeatSpec
+from protocols.codec import Codec, Message
+from protocols.errors import ErrorCode, ProtocolError
+from protocols.messages import (
+    Act,
+    Bye,
+    Content,
+    Deadlines,
+    EpisodeEnd,
+    Error,
+    Heartbeat,
+    Hello,
+    Lobby,
+    Observe,
+    Pay,
+    PayRequest,
+    Ready,
+    Welcome,
+)
+from protocols.spaces import describe_space
+
+log = logging.getLogger("arena")
+REPLIES = {"act": Act, "pay": Pay, "ready": Ready}
+
+
+class RunAborted(Exception):
+    """The run cannot go on; `code` and the message say why."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Pending:
+    """A reply the run is waiting for from one seat."""
+
+    future: asyncio.Future
+    episode: int
+    t: int
+
+
+@dataclass
+class Seat:
+    index: int
+    spec: SeatSpec
+    identity: bytes | None = None
+    session: str | None = None
+    name: str = ""
+    implementation: str = ""
+    pays: bool = False
+    talks: bool = False
+    default_action: int = 0
+    last_seen: float = 0.0
+    deadline_misses: int = 0
+    pending: dict[str, Pending] = field(default_factory=dict)
+
+    @property
+    def seated(self) -> bool:
+        return self.identity is not None
+
+    def describe(self) -> str:
+        return f"agent '{self.name or self.spec.name}' (seat {self.index}, {self.implementation or self.spec.kind})"
+
+
+@dataclass
+class StepMemory:
+    """What happened at the previous step, for the next observation's disclosures."""
+
+    actions: np.ndarray
+    extrinsic: np.ndarray
+    incentives: np.ndarray
+    total: np.ndarray
+    payments: np.ndarray
+    messages: np.ndarray
+
+
+class Arena:
+    """Seats N agents and plays `settings.episodes` batched episodes of one game."""
+
+    def __init__(self, settings: ArenaSettings, seats: list[SeatSpec], run_dir: Path) -> None:
+        self.settings = settings
+        self.game = make_game(settings.game, settings.params, settings.batch_size)
+        if len(seats) != self.game.n_agents:
+            raise ValueError(f"game '{settings.game}' has {self.game.n_agents} agents but the run config "
+                             f"defines {len(seats)} [[agents]] seats; define exactly {self.game.n_agents}")
+        self.seats = [Seat(i, spec, default_action=self.game.default_action) for i, spec in enumerate(seats)]
+        self.names = [s.name for s in seats]
+        self.run_dir = run_dir
+        self.run_id = f"{run_dir.name}-{uuid.uuid4().hex[:8]}"
+        self.key = secrets.token_hex(32).encode() if settings.sign else None
+        self.codec = Codec(session=self.run_id, key=self.key)
+        self.writer = RunWriter(run_dir)
+        n_actions = max(int(s.n) for s in self.game.action_spaces if isinstance(s, gym.spaces.Discrete))
+        self.ledger = Ledger(self.game.n_agents, settings.batch_size, n_actions, settings.rmax)
+        self.started = False
+        self.address = ""
+        self._lobby_full = asyncio.Event()
+        self._abort: RunAborted | None = None
+        self._main: asyncio.Task | None = None
+        self.episodes_done = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def serve(self, on_bound: Any = None) -> int:
+        """Bind, seat the agents, play every episode, say goodbye. Returns a process exit code."""
+        context = zmq.asyncio.Context()
+        self.sock = context.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.sock.setsockopt(zmq.LINGER, 1000)
+        self.sock.bind(self.settings.address)
+        self.address = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._write_connection_file()
+        log.info("arena %s listening on %s for %d seats", self.run_id, self.address, len(self.seats))
+        if on_bound is not None:
+            on_bound(self)
+        loop = asyncio.get_running_loop()
+        self._main = asyncio.current_task()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.abort, ErrorCode.RUN_ABORTED, f"interrupted by {sig.name}")
+        receiver = asyncio.create_task(self._receive_loop())
+        watchdog = asyncio.create_task(self._watchdog())
+        try:
+            await self._play()
+            status, reason, code = "complete", f"run complete: {self.episodes_done} episodes", 0
+        except (asyncio.CancelledError, RunAborted) as exc:
+            failure = self._abort or (exc if isinstance(exc, RunAborted) else
+                                      RunAborted(ErrorCode.RUN_ABORTED, "cancelled"))
+            status, reason, code = "aborted", str(failure), 3
+            log.error("run aborted: %s", reason)
+            await self._broadcast(Error(code=failure.code.value, message=reason, fatal=True))
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(sig)
+        await self._broadcast(Bye(reason=reason, ok=code == 0))
+        watchdog.cancel()
+        receiver.cancel()
+        await asyncio.gather(watchdog, receiver, return_exceptions=True)
+        self.writer.finish(status, reason, self.episodes_done, self._seat_report())
+        self.sock.close()
+        context.term()
+        return code
+
+    def abort(self, code: ErrorCode, message: str) -> None:
+        """End the run from anywhere (watchdog, signal handler, a fatal agent error)."""
+        if self._abort is None:
+            self._abort = RunAborted(code, message)
+            if self._main is not None:
+                self._main.cancel()
+
+    def _write_connection_file(self) -> None:
+        info = {"address": self.address, "run_id": self.run_id, "protocol": "1",
+                "signature_scheme": "hmac-sha256" if self.key else None,
+                "key": self.key.decode() if self.key else None,
+                "seats": [s.name for s in self.seats]}
+        path = self.run_dir / "connection.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(info, handle, indent=2)
+
+    def _seat_report(self) -> list[dict[str, Any]]:
+        return [{"seat": s.index, "name": s.name or s.spec.name, "implementation": s.implementation,
+                 "pays": s.pays, "deadline_misses": s.deadline_misses} for s in self.seats]
+
+    # ------------------------------------------------------------------ transport
+    async def _send(self, identity: bytes, content: Content, parent: Message | None = None) -> None:
+        frames = self.codec.encode(content, parent.header if parent is not None else None)
+        try:
+            await self.sock.send_multipart([identity, *frames])
+        except zmq.ZMQError as exc:
+            log.warning("could not send %s to %r: %s", content.type, identity, exc)
+
+    async def _broadcast(self, content: Content) -> None:
+        for seat in self.seats:
+            if seat.seated:
+                await self._send(seat.identity, content)
+
+    async def _reply_error(self, identity: bytes, err: ProtocolError, parent: Message | None = None) -> None:
+        log.warning("error to %r: %s", identity, err)
+        await self._send(identity, Error(code=err.code.value, message=err.message, field=err.field,
+                                         hint=err.hint, fatal=err.fatal), parent)
+
+    async def _receive_loop(self) -> None:
+        while True:
+            frames = await self.sock.recv_multipart()
+            try:
+                await self._handle(frames[0], frames[1:])
+            except Exception:
+                log.exception("unexpected failure handling a message from %r; message dropped", frames[0])
+
+    async def _handle(self, identity: bytes, frames: list[bytes]) -> None:
+        seat = next((s for s in self.seats if s.identity == identity), None)
+        try:
+            message = self.codec.decode(frames)
+        except ProtocolError as err:
+            if seat is None and err.code == ErrorCode.MALFORMED:
+                log.warning("dropped undecodable message from unknown peer %r: %s", identity, err)
+                return
+            await self._reply_error(identity, err)
+            return
+        kind = message.type
+        if kind == "heartbeat":
+            owner = next((s for s in self.seats if s.session == message.header.session), None)
+            if owner is not None:
+                owner.last_seen = time.monotonic()
+            await self._send(identity, Heartbeat(seat=owner.index if owner else None), message)
+            return
+        if kind == "hello":
+            await self._hello(identity, message)
+            return
+        if seat is None:
+            await self._reply_error(identity, ProtocolError(
+                ErrorCode.NOT_SEATED, f"'{kind}' from a connection without a seat", hint="send hello first"),
+                message)
+            return
+        seat.last_seen = time.monotonic()
+        if kind in REPLIES:
+            await self._reply(seat, message)
+        elif kind == "bye":
+            self._seat_left(seat, f"said bye: {message.content.reason or 'no reason given'}")
+        elif kind == "error":
+            log.warning("%s reported: %s", seat.describe(), message.content.message)
+            if message.content.fatal:
+                self._seat_left(seat, f"reported a fatal error: {message.content.message}")
+        else:
+            await self._reply_error(seat.identity, ProtocolError(
+                ErrorCode.UNKNOWN_TYPE, f"the arena does not accept '{kind}' from agents",
+                field="type", hint="agents send hello, act, pay, ready, heartbeat, error, bye"), message)
+
+    def _seat_left(self, seat: Seat, why: str) -> None:
+        if self.started:
+            self.abort(ErrorCode.AGENT_LOST, f"{seat.describe()} {why}")
+        else:
+            log.info("%s left the lobby: %s", seat.describe(), why)
+            seat.identity = seat.session = None
+            seat.name = seat.implementation = ""
+
+    # ------------------------------------------------------------------ handshake
+    async def _hello(self, identity: bytes, message: Message) -> None:
+        hello: Hello = message.content
+        try:
+            seat = self._assign_seat(identity, hello)
+            self._check_needs(hello)
+        except ProtocolError as err:
+            await self._reply_error(identity, err, message)
+            return
+        seat.identity, seat.session, seat.name = identity, message.header.session, hello.name
+        seat.implementation = hello.implementation
+        seat.pays = "incentives" in hello.capabilities
+        seat.talks = "messages" in hello.capabilities
+        if hello.default_action is not None:
+            seat.default_action = hello.default_action
+        seat.last_seen = time.monotonic()
+        log.info("%s seated", seat.describe())
+        await self._send(identity, self._welcome(seat), message)
+        waiting = [s.spec.name for s in self.seats if not s.seated]
+        await self._broadcast(Lobby(filled=len(self.seats) - len(waiting), total=len(self.seats),
+                                    waiting_for=waiting))
+        if not waiting:
+            self._lobby_full.set()
+
+    def _assign_seat(self, identity: bytes, hello: Hello) -> Seat:
+        if self.started:
+            raise ProtocolError(ErrorCode.NO_SEAT, "the run has already started", fatal=True,
+                                hint="start a new run to join")
+        if any(s.identity == identity for s in self.seats):
+            raise ProtocolError(ErrorCode.SEAT_TAKEN, "this connection already holds a seat", fatal=True)
+        if hello.seat is not None:
+            if not 0 <= hello.seat < len(self.seats):
+                raise ProtocolError(ErrorCode.NO_SEAT, f"seat {hello.seat} does not exist; this run has seats "
+                                    f"0..{len(self.seats) - 1}", field="seat", fatal=True)
+            seat = self.seats[hello.seat]
+        else:
+            named = [s for s in self.seats if s.spec.name == hello.name]
+            free = [s for s in self.seats if not s.seated]
+            seat = named[0] if named else (free[0] if free else self.seats[0])
+        if seat.seated:
+            raise ProtocolError(ErrorCode.SEAT_TAKEN, f"seat {seat.index} ('{seat.spec.name}') is already "
+                                f"held by '{seat.name}'", field="seat", fatal=True,
+                                hint=f"free seats: {[s.index for s in self.seats if not s.seated]}")
+        if "incentives" in hello.capabilities and self.settings.rmax <= 0:
+            raise ProtocolError(ErrorCode.CAPABILITY_REFUSED, f"agent '{hello.name}' wants to pay incentives "
+                                "but this run has rmax = 0", field="capabilities", fatal=True,
+                                hint="set `rmax = 2.0` (or another positive cap) in the [arena] table")
+        if "messages" in hello.capabilities and self.settings.message_vocab == 0:
+            raise ProtocolError(ErrorCode.CAPABILITY_REFUSED, f"agent '{hello.name}' wants to talk but this "
+                                "run has no talk channel", field="capabilities", fatal=True,
+                                hint="set `message_vocab = 8` (or another size) in the [arena] table")
+        return seat
+
+    def _check_needs(self, hello: Hello) -> None:
+        missing = [need for need in hello.needs if need not in self.settings.disclose]
+        if missing:
+            wanted = sorted(set(self.settings.disclose) | set(hello.needs))
+            shown = ", ".join(self.settings.disclose) or "nothing"
+            raise ProtocolError(
+                ErrorCode.DISCLOSURE_REFUSED,
+                f"agent '{hello.name}' ({hello.implementation}) needs others' {', '.join(missing)}; "
+                f"this run discloses {shown}", field="needs", fatal=True,
+                hint=f"set `disclose = {json.dumps(wanted)}` in the [arena] table of the run config")
+
+    def _own_observation_space(self, seat: Seat) -> gym.Space:
+        space = self.game.observation_spaces[seat.index]
+        if not (self.game.obs_includes_incentives_given and seat.pays):
+            return space
+        extra = self.game.n_agents - 1
+        low = np.concatenate([space.low, np.zeros(extra, np.float32)])
+        high = np.concatenate([space.high, np.full(extra, np.inf, np.float32)])
+        return gym.spaces.Box(low, high, dtype=np.float32)
+
+    def _welcome(self, seat: Seat) -> Welcome:
+        s = self.settings
+        return Welcome(
+            run_id=self.run_id, seat=seat.index, n_agents=len(self.seats), names=self.names, game=s.game,
+            observation_space=describe_space(self._own_observation_space(seat)),
+            observation_spaces=[describe_space(sp) for sp in self.game.observation_spaces],
+            action_spaces=[describe_space(sp) for sp in self.game.action_spaces],
+            action_names=self.game.action_names, episode_length=self.game.max_steps,
+            batch_size=s.batch_size, episodes=s.episodes, rmax=s.rmax, pays=seat.pays,
+            disclose=s.disclose, seed=s.seed * 1000 + seat.index + 1, options=seat.spec.options,
+            deadlines=Deadlines(policy=seat.spec.deadline or s.deadline, step_timeout_s=s.step_timeout_s,
+                                heartbeat_interval_s=s.heartbeat_interval_s,
+                                heartbeat_timeout_s=s.heartbeat_timeout_s))
+
+    # ------------------------------------------------------------------ replies and deadlines
+    async def _reply(self, seat: Seat, message: Message) -> None:
+        content = message.content
+        pending = seat.pending.get(message.type)
+        if pending is None or pending.future.done():
+            await self._reply_error(seat.identity, ProtocolError(
+                ErrorCode.OUT_OF_PHASE, f"no '{message.type}' expected from {seat.describe()} now "
+                "(late after a deadline, or sent twice)", hint="answer each observe/pay_request/"
+                "episode_end exactly once"), message)
+            return
+        step = getattr(content, "t", pending.t)
+        if content.episode != pending.episode or step != pending.t:
+            await self._reply_error(seat.identity, ProtocolError(
+                ErrorCode.OUT_OF_PHASE, f"'{message.type}' is for episode {content.episode} step {step}, the "
+                f"arena is at episode {pending.episode} step {pending.t}", field="t"), message)
+            return
+        try:
+            if message.type == "act":
+                self._check_act(seat, content)
+            elif message.type == "pay":
+                content.amounts = self.ledger.validate(seat.index, content.amounts)
+        except ProtocolError as err:
+            await self._reply_error(seat.identity, err, message)
+            if message.type == "pay":  # a refused payment counts as paying nothing; the run goes on
+                self.ledger.refused[seat.index] += 1
+                pending.future.set_result(None)
+            return
+        pending.future.set_result(content)
+
+    def _check_act(self, seat: Seat, act: Act) -> None:
+        space = self.game.action_spaces[seat.index]
+        actions, batch = act.actions, self.settings.batch_size
+        if not isinstance(actions, np.ndarray) or actions.shape != (batch,):
+            shape = list(actions.shape) if isinstance(actions, np.ndarray) else type(actions).__name__
+            raise ProtocolError(ErrorCode.INVALID_ACTION, f"actions has shape {shape}, expected [{batch}] "
+                                "(one action per copy)", field="actions")
+        if actions.dtype.kind not in "iu":
+            raise ProtocolError(ErrorCode.INVALID_ACTION, f"actions has dtype {actions.dtype}, expected an "
+                                "integer type", field="actions", hint="send int64")
+        bad = (actions < 0) | (actions >= space.n)
+        if bad.any():
+            b = int(np.flatnonzero(bad)[0])
+            raise ProtocolError(ErrorCode.INVALID_ACTION, f"actions[{b}] = {actions[b]} is outside "
+                                f"Discrete({space.n})", field=f"actions[{b}]",
+                                hint=f"actions are 0..{space.n - 1}: {', '.join(self.game.action_names[seat.index])}")
+        if act.message is not None:
+            vocab = self.settings.message_vocab
+            ok = (seat.talks and isinstance(act.message, np.ndarray) and act.message.shape == (batch,)
+                  and act.message.dtype.kind in "iu" and ((act.message >= 0) & (act.message < vocab)).all())
+            if not ok:
+                raise ProtocolError(ErrorCode.INVALID_ACTION, f"message must be an integer array [{batch}] of "
+                                    f"symbols in 0..{vocab - 1}, from an agent with the 'messages' capability",
+                                    field="message")
+
+    def _expect(self, seats: list[Seat], kind: str, episode: int, t: int) -> dict[int, asyncio.Future]:
+        loop = asyncio.get_running_loop()
+        futures = {}
+        for seat in seats:
+            future = loop.create_future()
+            seat.pending[kind] = Pending(future, episode, t)
+            futures[seat.index] = future
+        return futures
+
+    async def _collect(self, kind: str, futures: dict[int, asyncio.Future], timeout: float | None) -> dict:
+        """Await one reply per seat, applying each seat's deadline policy to the late ones."""
+        await asyncio.wait(futures.values(), timeout=timeout)
+        results: dict[int, Any] = {}
+        for index, future in futures.items():
+            seat = self.seats[index]
+            if future.done():
+                results[index] = future.result()
+                continue
+            policy = seat.spec.deadline or self.settings.deadline
+            if timeout is None or policy == "wait":
+                results[index] = await future
+            elif policy == "default":
+                seat.pending.pop(kind, None)
+                future.cancel()
+                seat.deadline_misses += 1
+                results[index] = None
+                await self._send(seat.identity, Error(
+                    code=ErrorCode.DEADLINE_MISSED.value, field=kind,
+                    message=f"no {kind} within {timeout} s; the default was used (miss {seat.deadline_misses})"))
+            else:
+                raise RunAborted(ErrorCode.DEADLINE_MISSED, f"{seat.describe()} did not answer '{kind}' within "
+                                 f"{timeout} s (deadline policy 'abort'); raise [arena] step_timeout_s or set "
+                                 "deadline = 'default' or 'wait'")
+        for seat in self.seats:
+            seat.pending.pop(kind, None)
+        return results
+
+    async def _watchdog(self) -> None:
+        period = min(0.25, self.settings.heartbeat_interval_s / 2)
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for seat in self.seats:
+                silence = now - seat.last_seen
+                if seat.seated and silence > self.settings.heartbeat_timeout_s:
+                    self._seat_left(seat, f"sent nothing for {silence:.1f} s (heartbeat timeout "
+                                          f"{self.settings.heartbeat_timeout_s} s): the process is gone or hung")
+
+    # ------------------------------------------------------------------ the run
+    async def _play(self) -> None:
+        if not self._lobby_full.is_set():
+            log.info("lobby: waiting for %s", ", ".join(s.spec.name for s in self.seats if not s.seated))
+        await self._lobby_full.wait()
+        self.started = True
+        self.writer.start(self.settings, self.seats_config(), self.run_id, self.address)
+        for episode in range(self.settings.episodes):
+            await self._play_episode(episode)
+            self.episodes_done = episode + 1
+
+    def seats_config(self) -> list[dict[str, Any]]:
+        return [{"seat": s.index, **s.spec.model_dump(), "joined_as": s.name, "implementation": s.implementation,
+                 "pays": s.pays} for s in self.seats]
+
+    async def _play_episode(self, episode: int) -> None:
+        game, batch, n = self.game, self.settings.batch_size, self.game.n_agents
+        started = time.perf_counter()
+        seeds = np.random.SeedSequence([self.settings.seed, episode]).generate_state(batch, np.uint64)
+        obs = game.reset(seeds)
+        self.ledger.start_episode()
+        payers = [s for s in self.seats if s.pays]
+        memory = StepMemory(actions=np.full((batch, n), -1, np.int64), extrinsic=np.zeros((batch, n), np.float32),
+                            incentives=np.zeros((batch, n), np.float32), total=np.zeros((batch, n), np.float32),
+                            payments=np.zeros((batch, n, n), np.float32), messages=np.full((batch, n), -1, np.int64))
+        active = np.ones(batch, bool)
+        extrinsic_sum = np.zeros((batch, n))
+        received_sum = np.zeros((batch, n))
+        given_sum = np.zeros((batch, n))
+        length = np.zeros(batch, np.int64)
+        event_sums: dict[str, np.ndarray] = {}
+        timeout = self.settings.step_timeout_s
+        for t in range(game.max_steps):
+            futures = self._expect(self.seats, "act", episode, t)
+            for seat in self.seats:
+                await self._send(seat.identity, self._observation(seat, episode, t, obs, memory, active, timeout))
+            acts = await self._collect("act", futures, timeout)
+            actions = np.stack([acts[i].actions.astype(np.int64) if acts[i] is not None else
+                                np.full(batch, self.seats[i].default_action, np.int64) for i in range(n)], 1)
+            messages = np.stack([acts[i].message.astype(np.int64) if acts[i] is not None and acts[i].message
+                                 is not None else np.full(batch, -1, np.int64) for i in range(n)], 1)
+            public = game.public_actions(actions)
+            payments = np.zeros((batch, n, n))
+            if payers:
+                futures = self._expect(payers, "pay", episode, t)
+                request = PayRequest(episode=episode, t=t, joint_action=public, deadline_s=timeout)
+                for seat in payers:
+                    await self._send(seat.identity, request)
+                for index, pay in (await self._collect("pay", futures, timeout)).items():
+                    if pay is not None:
+                        payments[:, index, :] = pay.amounts
+            result = game.step(actions)
+            credited = self.ledger.book(payments, actions, active)
+            mask = active[:, None]
+            extrinsic = result.rewards * mask
+            given = payments.sum(axis=2) * mask
+            total = extrinsic + credited - self.settings.payment_cost * given
+            extrinsic_sum += extrinsic
+            received_sum += credited
+            given_sum += given
+            length += active
+            for key, value in result.events.items():
+                event_sums[key] = event_sums.get(key, 0) + value * mask
+            memory = StepMemory(public, extrinsic.astype(np.float32), credited.astype(np.float32),
+                                total.astype(np.float32), payments.astype(np.float32), messages)
+            obs = result.obs
+            active = active & ~(result.terminated | result.truncated)
+            if not active.any():
+                break
+        summary = self._summary(episode, extrinsic_sum, received_sum, given_sum, length, event_sums,
+                                time.perf_counter() - started)
+        ledger_record = self.ledger.episode_record(episode, self.names)
+        last = episode == self.settings.episodes - 1
+        futures = self._expect(self.seats, "ready", episode, 0)
+        for seat in self.seats:
+            final = self._observation(seat, episode, int(length.max()), obs, memory, active, None)
+            await self._send(seat.identity, EpisodeEnd(episode=episode, final=final, summary=summary, last=last))
+        self.writer.episode(summary, ledger_record)
+        await self._collect("ready", futures, None)
+
+    def _observation(self, seat: Seat, episode: int, t: int, obs: list[np.ndarray], memory: StepMemory,
+                     active: np.ndarray, deadline: float | None) -> Observe:
+        i, disclose, game = seat.index, self.settings.disclose, self.game
+        own = obs[i]
+        if game.obs_includes_incentives_given and seat.pays:
+            others = [j for j in range(game.n_agents) if j != i]
+            given = self.ledger.given_per_copy()[:, i, others].astype(np.float32)
+            own = np.concatenate([own.reshape(len(own), -1).astype(np.float32), given], axis=1)
+        masks = game.action_masks()
+        return Observe(
+            episode=episode, t=t, obs=own, reward=memory.total[:, i], extrinsic=memory.extrinsic[:, i],
+            incentives=memory.incentives[:, i], active=active, visible=game.visibility()[:, i, :],
+            action_mask=masks[i] if masks is not None else None,
+            actions=memory.actions if "actions" in disclose else None,
+            rewards=memory.extrinsic if "rewards" in disclose else None,
+            observations=obs if "observations" in disclose else None,
+            payments=memory.payments if "payments" in disclose else None,
+            messages=memory.messages if "messages" in disclose else None,
+            state=game.state() if "state" in disclose else None,
+            deadline_s=deadline)
+
+    def _summary(self, episode: int, extrinsic: np.ndarray, received: np.ndarray, given: np.ndarray,
+                 length: np.ndarray, events: dict[str, np.ndarray], wall: float) -> dict[str, Any]:
+        """Per-episode numbers, each a mean over the B copies."""
+        per_agent = lambda values: dict(zip(self.names, values.mean(axis=0).round(9).tolist()))  # noqa: E731
+        collective = extrinsic.sum(axis=1)
+        return {
+            "episode": episode,
+            "steps": float(length.mean()),
+            "returns": per_agent(extrinsic),
+            "incentives_received": per_agent(received),
+            "incentives_given": per_agent(given),
+            "collective_return": float(collective.mean().round(9)),
+            "collective_per_step": float((collective / np.maximum(length, 1)).mean().round(9)),
+            "events": {key: per_agent(value) for key, value in events.items()},
+            "deadline_misses": {s.spec.name: s.deadline_misses for s in self.seats},
+            "wall_time_s": round(wall, 6),
+            "batch_size": self.settings.batch_size,
+        }

@@ -1,0 +1,59 @@
+"""What the arena needs to know about a run. `launch` builds these from the run's TOML."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from protocols.messages import DISCLOSURES
+
+DeadlinePolicy = Literal["wait", "default", "abort"]
+
+
+class SeatSpec(BaseModel):
+    """One agent slot of the run."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: str = Field("random", description="agent implementation launch starts for this seat")
+    options: dict[str, Any] = Field(default_factory=dict, description="algorithm options sent in welcome")
+    external: bool = Field(False, description="launch does not start this seat; join it with `arena agent`")
+    deadline: DeadlinePolicy | None = Field(None, description="overrides [arena] deadline for this seat")
+    device: str = Field("cpu", description="torch device for the agent process: cpu or cuda[:k]")
+
+
+class ArenaSettings(BaseModel):
+    """The `[arena]` table of a run config (plus the run's episode count and seed)."""
+
+    model_config = ConfigDict(extra="forbid")
+    game: str = "ipd"
+    params: dict[str, Any] = Field(default_factory=dict, description="the game's parameters")
+    batch_size: int = Field(64, ge=1, le=65536, description="B: copies of the game stepped at once")
+    episodes: int = Field(100, ge=1)
+    seed: int = Field(0, ge=0)
+    rmax: float = Field(0.0, ge=0.0, description="largest incentive one agent may pay another per step; 0 = off")
+    payment_cost: float = Field(0.0, ge=0.0, description="fraction of each payment deducted from the giver")
+    disclose: list[str] = Field(default_factory=list, description=f"any of {list(DISCLOSURES)}")
+    message_vocab: int = Field(0, ge=0, description="cheap-talk symbols per step; 0 = no talk channel")
+    deadline: DeadlinePolicy = "abort"
+    step_timeout_s: float = Field(30.0, gt=0, description="time an agent has to answer observe/pay_request")
+    heartbeat_interval_s: float = Field(0.5, gt=0)
+    heartbeat_timeout_s: float = Field(5.0, gt=0, description="silence after which an agent counts as lost")
+    address: str = Field("tcp://127.0.0.1:*", description="where the arena binds; * picks a free port")
+    sign: bool = Field(False, description="require HMAC-SHA256 signatures (key in the connection file)")
+
+    @field_validator("disclose")
+    @classmethod
+    def _known_disclosures(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(DISCLOSURES))
+        if unknown:
+            raise ValueError(f"unknown disclosure(s) {unknown}; allowed: {list(DISCLOSURES)}")
+        return sorted(set(value), key=DISCLOSURES.index)
+
+    @model_validator(mode="after")
+    def _heartbeat_fits(self) -> ArenaSettings:
+        if self.heartbeat_timeout_s <= 2 * self.heartbeat_interval_s:
+            raise ValueError(f"heartbeat_timeout_s ({self.heartbeat_timeout_s}) must exceed twice "
+                             f"heartbeat_interval_s ({self.heartbeat_interval_s})")
+        return self

@@ -1,0 +1,47 @@
+"""The `arena` command: launch a run, serve an arena, or join one as an agent."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from agents.cli import build_parser as build_agent_parser
+from agents.cli import run_agent
+from launch.config import ConfigError, load_config
+from launch.supervisor import console, launch_run, serve_run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="arena", description="social-arena: decentralized multi-agent runs")
+    commands = parser.add_subparsers(dest="command", required=True)
+    launch = commands.add_parser("launch", help="start the arena and every agent of a run config")
+    launch.add_argument("config", type=Path, help="run config (TOML), e.g. examples/ipd.toml")
+    launch.add_argument("--episodes", type=int, help="override [arena] episodes")
+    launch.add_argument("--out", help="override [run] out (parent directory of run directories)")
+    serve = commands.add_parser("serve", help="start only the arena and print how agents join")
+    serve.add_argument("config", type=Path)
+    serve.add_argument("--address", help="override [arena] address, e.g. tcp://0.0.0.0:5555")
+    serve.add_argument("--out", help="override [run] out")
+    build_agent_parser(commands.add_parser("agent", help="run one agent and join an arena"))
+    args = parser.parse_args(argv)
+
+    if args.command == "agent":
+        return run_agent(args)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+        return 2
+    updates = {"episodes": getattr(args, "episodes", None), "address": getattr(args, "address", None)}
+    arena = config.arena.model_copy(update={k: v for k, v in updates.items() if v is not None})
+    run = config.run.model_copy(update={"out": args.out} if args.out else {})
+    config = config.model_copy(update={"arena": arena, "run": run})
+    text = args.config.read_text(encoding="utf-8")
+    if args.command == "launch":
+        return launch_run(config, text)
+    return serve_run(config, text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

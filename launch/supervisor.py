@@ -1,0 +1,268 @@
+"""Starts the arena and the agent processes of a run, follows it, and shuts it all down cleanly.
+
+Children run in their own sessions so that Ctrl-C reaches only the launcher, which then stops them
+in order: the arena first (it tells every agent goodbye and closes its files), then any agent left.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from launch.config import RunConfig
+
+console = Console(stderr=True)
+
+
+def make_run_dir(config: RunConfig, config_text: str) -> Path:
+    """A fresh directory `<out>/<name>-<timestamp>` holding the config as given and as resolved."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(config.run.out) / f"{config.run.name}-{stamp}"
+    run_dir, k = base, 1
+    while run_dir.exists():
+        k += 1
+        run_dir = base.with_name(f"{base.name}-{k}")
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.toml").write_text(config_text, encoding="utf-8")
+    (run_dir / "config.resolved.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    arena_spec = {"arena": config.arena.model_dump(), "seats": [a.model_dump() for a in config.agents]}
+    (run_dir / "arena.json").write_text(json.dumps(arena_spec, indent=2) + "\n", encoding="utf-8")
+    return run_dir
+
+
+def wait_for_connection(run_dir: Path, arena: subprocess.Popen, timeout_s: float = 60.0) -> dict[str, Any]:
+    """The arena's connection file, once it is listening; fails if the arena exits first."""
+    path = run_dir / "connection.json"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists():
+            try:
+                return json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError:
+                pass
+        if arena.poll() is not None:
+            raise RuntimeError(f"the arena exited with code {arena.returncode} before listening:\n"
+                               f"{tail(run_dir / 'arena.out')}")
+        time.sleep(0.05)
+    raise RuntimeError(f"the arena did not start listening within {timeout_s:.0f} s; see {run_dir / 'arena.log'}")
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no output)"
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def join_command(kind: str, address: str, seat: int, name: str, connection_file: Path, signed: bool) -> str:
+    target = f"--connection-file {connection_file}" if signed else f"--connect {address}"
+    return f"arena agent {kind} {target} --seat {seat} --name {name}"
+
+
+@dataclass
+class Launch:
+    """One run being launched and supervised."""
+
+    config: RunConfig
+    run_dir: Path
+    arena: subprocess.Popen | None = None
+    agents: dict[str, subprocess.Popen] = field(default_factory=dict)
+    interrupted: bool = False
+
+    def start_arena(self) -> dict[str, Any]:
+        out = open(self.run_dir / "arena.out", "wb")  # noqa: SIM115 - owned by the child
+        self.arena = subprocess.Popen([sys.executable, "-m", "arena", str(self.run_dir)], stdout=out,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+        return wait_for_connection(self.run_dir, self.arena)
+
+    def start_agents(self, connection: dict[str, Any]) -> None:
+        logs = self.run_dir / "agents"
+        logs.mkdir(exist_ok=True)
+        for seat, spec in enumerate(self.config.agents):
+            if spec.external:
+                command = join_command(spec.kind, connection["address"], seat, spec.name,
+                                       self.run_dir / "connection.json", bool(connection.get("key")))
+                console.print(f"[yellow]waiting for external seat {seat} '{spec.name}'[/]: join with\n  {command}")
+                continue
+            command = [sys.executable, "-m", "agents", spec.kind, "--connection-file",
+                       str(self.run_dir / "connection.json"), "--seat", str(seat), "--name", spec.name,
+                       "--device", spec.device, "--out", str(logs / spec.name),
+                       "--checkpoint-every", str(self.config.run.checkpoint_every)]
+            out = open(logs / f"{spec.name}.log", "wb")  # noqa: SIM115 - owned by the child
+            self.agents[spec.name] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                                      start_new_session=True)
+
+    def follow(self) -> None:
+        """Show progress from episodes.jsonl until the arena exits (or Ctrl-C)."""
+        episodes_file = self.run_dir / "episodes.jsonl"
+        total = self.config.arena.episodes
+        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("collective {task.fields[collective]}"), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=False) as progress:
+            task = progress.add_task(self.config.run.name, total=total, collective="-")
+            offset = 0
+            while self.arena.poll() is None:
+                if self.interrupted:
+                    break
+                offset = self._read_progress(episodes_file, offset, progress, task)
+                time.sleep(0.1)
+            self._read_progress(episodes_file, offset, progress, task)
+
+    @staticmethod
+    def _read_progress(path: Path, offset: int, progress: Progress, task: Any) -> int:
+        if not path.exists():
+            return offset
+        with open(path, encoding="utf-8") as handle:
+            handle.seek(offset)
+            chunk = handle.read()
+        complete = chunk[: chunk.rfind("\n") + 1]
+        lines = [json.loads(line) for line in complete.splitlines() if line.strip()]
+        if lines:
+            progress.update(task, completed=lines[-1]["episode"] + 1,
+                            collective=f"{lines[-1]['collective_return']:.3f}")
+        return offset + len(complete.encode("utf-8"))
+
+    def stop(self, grace_s: float = 3.0) -> None:
+        """Stop the arena (it says goodbye to the agents), then whatever is left."""
+        if self.arena is not None and self.arena.poll() is None:
+            self.arena.send_signal(signal.SIGTERM)
+            _wait(self.arena, grace_s)
+        for process in self.agents.values():
+            _wait(process, grace_s)
+        for process in [self.arena, *self.agents.values()]:
+            if process is not None and process.poll() is None:
+                process.terminate()
+                if not _wait(process, 2.0):
+                    process.kill()
+                    process.wait()
+
+
+def _wait(process: subprocess.Popen, timeout: float) -> bool:
+    try:
+        process.wait(timeout=timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def summary_table(run_dir: Path) -> Table | None:
+    """Per agent: mean return and incentives over the last 10% of episodes."""
+    path = run_dir / "episodes.jsonl"
+    if not path.exists():
+        return None
+    episodes = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not episodes:
+        return None
+    window = episodes[-max(1, len(episodes) // 10):]
+    table = Table(title=f"{run_dir.name}: last {len(window)} of {len(episodes)} episodes (means)")
+    for column in ("agent", "return", "incentives given", "incentives received"):
+        table.add_column(column, justify="right" if column != "agent" else "left")
+    for name in episodes[0]["returns"]:
+        values = [sum(e[key][name] for e in window) / len(window)
+                  for key in ("returns", "incentives_given", "incentives_received")]
+        table.add_row(name, *(f"{v:.3f}" for v in values))
+    collective = sum(e["collective_return"] for e in window) / len(window)
+    per_step = sum(e["collective_per_step"] for e in window) / len(window)
+    table.add_row("[bold]collective", f"[bold]{collective:.3f}", "", f"per step {per_step:.3f}")
+    return table
+
+
+def launch_run(config: RunConfig, config_text: str) -> int:
+    """Run everything; returns the exit code for `arena launch`."""
+    run_dir = make_run_dir(config, config_text)
+    console.print(f"run directory: {run_dir}")
+    job = Launch(config, run_dir)
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        job.interrupted = True
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        connection = job.start_arena()
+        job.start_agents(connection)
+        job.follow()
+    except RuntimeError as exc:
+        console.print(f"[red]arena launch failed:[/] {exc}")
+        job.stop()
+        return 1
+    finally:
+        job.stop()
+        signal.signal(signal.SIGINT, previous)
+    return report(job)
+
+
+def report(job: Launch) -> int:
+    table = summary_table(job.run_dir)
+    if table is not None:
+        console.print(table)
+    result_path = job.run_dir / "result.json"
+    result = json.loads(result_path.read_text(encoding="utf-8")) if result_path.exists() else None
+    if job.interrupted:
+        done = result["episodes"] if result else "?"
+        console.print(f"[yellow]interrupted[/]: stopped cleanly after {done} finished episode(s); "
+                      f"results in {job.run_dir}")
+        return 130
+    if result is not None and result["status"] == "complete" and job.arena.returncode == 0:
+        failed = {n: p.returncode for n, p in job.agents.items() if p.returncode not in (0, None)}
+        for name, code in failed.items():
+            console.print(f"[yellow]agent '{name}' ended with {describe_exit(code)}[/]")
+        console.print(f"[green]{result['reason']}[/] in {result['wall_time_s']:.1f} s; results in {job.run_dir}")
+        return 0
+    reason = result["reason"] if result else f"the arena ended with {describe_exit(job.arena.returncode)}"
+    console.print(f"[red]run failed:[/] {reason}")
+    for name, process in job.agents.items():
+        if process.returncode not in (0, None):
+            log = job.run_dir / "agents" / f"{name}.log"
+            console.print(f"  agent '{name}': {describe_exit(process.returncode)}; last lines of {log}:")
+            console.print("    " + tail(log, 5).replace("\n", "\n    "), markup=False, highlight=False)
+    console.print(f"finished episodes are in {job.run_dir / 'episodes.jsonl'}")
+    return 1
+
+
+def serve_run(config: RunConfig, config_text: str) -> int:
+    """Run only the arena, in this process, and print how agents join it."""
+    import asyncio
+    import logging
+
+    from arena.server import Arena
+
+    run_dir = make_run_dir(config, config_text)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        handlers=[logging.FileHandler(run_dir / "arena.log"), logging.StreamHandler()])
+
+    def announce(arena: Arena) -> None:
+        signed = arena.key is not None
+        console.print(f"arena listening on [bold]{arena.address}[/] (run directory {run_dir}); join with:")
+        for seat, spec in enumerate(config.agents):
+            command = join_command(spec.kind, arena.address, seat, spec.name, run_dir / "connection.json", signed)
+            console.print(f"  {command}")
+
+    async def serve() -> int:
+        arena = Arena(config.arena, config.agents, run_dir)
+        return await arena.serve(on_bound=announce)
+
+    code = asyncio.run(serve())
+    table = summary_table(run_dir)
+    if table is not None:
+        console.print(table)
+    return code

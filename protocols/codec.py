@@ -1,0 +1,188 @@
+"""Envelope encoding: multipart frames of msgpack maps plus raw array buffers, optionally signed.
+
+Frames (after the ROUTER identity frame, when there is one):
+    0 signature  hex HMAC-SHA256 over frames 1..n, or empty when signing is off
+    1 header     msgpack map (protocols.messages.Header)
+    2 content    msgpack map; each array is a map {"__ndarray__": i, "dtype": "float32", "shape": [...]}
+    3.. buffers  raw little-endian bytes of array i, C order
+No pickle: decoding only ever builds maps, lists, scalars and numpy arrays of allowed dtypes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import msgpack
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from protocols.errors import ErrorCode, ProtocolError
+from protocols.messages import MESSAGE_TYPES, PROTOCOL_VERSION, Content, Header
+
+#: Array element types on the wire, by name; buffers are always little-endian.
+ALLOWED_DTYPES = frozenset(("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                            "float16", "float32", "float64"))
+_ARRAY_KEY = "__ndarray__"
+
+
+@dataclass
+class Message:
+    """A decoded message: its header and its validated content model."""
+
+    header: Header
+    content: Content
+
+    @property
+    def type(self) -> str:
+        return self.header.type
+
+
+def _to_wire(value: Any, buffers: list[bytes]) -> Any:
+    """Replace arrays by buffer references; drop None fields of models (readers default them)."""
+    if isinstance(value, np.ndarray):
+        name = value.dtype.name
+        if name not in ALLOWED_DTYPES:
+            raise TypeError(f"dtype {name} cannot go on the wire; allowed: {sorted(ALLOWED_DTYPES)}")
+        buffers.append(np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<")).tobytes())
+        return {_ARRAY_KEY: len(buffers) - 1, "dtype": name, "shape": list(value.shape)}
+    if isinstance(value, BaseModel):
+        return {k: _to_wire(v, buffers) for k, v in value.__dict__.items() if v is not None}
+    if isinstance(value, dict):
+        return {str(k): _to_wire(v, buffers) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_wire(v, buffers) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _from_wire(value: Any, buffers: list[bytes]) -> Any:
+    if isinstance(value, dict):
+        if _ARRAY_KEY in value:
+            return _array_from_ref(value, buffers)
+        return {k: _from_wire(v, buffers) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_wire(v, buffers) for v in value]
+    return value
+
+
+def _array_from_ref(ref: dict, buffers: list[bytes]) -> np.ndarray:
+    index, dtype, shape = ref.get(_ARRAY_KEY), ref.get("dtype"), ref.get("shape")
+    if not isinstance(index, int) or not 0 <= index < len(buffers):
+        raise ProtocolError(ErrorCode.MALFORMED, f"array reference {index!r} has no buffer frame",
+                            hint="send one raw buffer frame per array, in the order referenced")
+    if dtype not in ALLOWED_DTYPES:
+        raise ProtocolError(ErrorCode.MALFORMED, f"array dtype {dtype!r} is not allowed",
+                            hint=f"use one of {sorted(ALLOWED_DTYPES)}")
+    if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
+        raise ProtocolError(ErrorCode.MALFORMED, f"array shape {shape!r} is not a list of sizes")
+    buffer = buffers[index]
+    expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    if len(buffer) != expected:
+        raise ProtocolError(ErrorCode.MALFORMED,
+                            f"array buffer {index} has {len(buffer)} bytes; dtype {dtype} shape {shape} "
+                            f"needs {expected}")
+    return np.frombuffer(buffer, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape).astype(dtype)
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class Codec:
+    """Encodes and decodes envelopes for one session; signs and verifies when given a key."""
+
+    def __init__(self, session: str | None = None, key: bytes | None = None, replay_window: int = 100_000):
+        self.session = session or uuid.uuid4().hex
+        self.key = key or None
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._replay_window = replay_window
+
+    def sign(self, frames: list[bytes]) -> bytes:
+        if self.key is None:
+            return b""
+        mac = hmac.new(self.key, digestmod=hashlib.sha256)
+        for frame in frames:
+            mac.update(frame)
+        return mac.hexdigest().encode()
+
+    def encode(self, content: Content, parent: Header | None = None) -> list[bytes]:
+        """Frames for `content` (signature first); `parent` makes it a reply."""
+        header = {"msg_id": uuid.uuid4().hex, "session": self.session, "type": content.type,
+                  "version": PROTOCOL_VERSION, "time": now_utc(),
+                  "parent_id": parent.msg_id if parent is not None else None}
+        buffers: list[bytes] = []
+        body = msgpack.packb(_to_wire(content, buffers), use_bin_type=True)
+        frames = [msgpack.packb(header, use_bin_type=True), body, *buffers]
+        return [self.sign(frames), *frames]
+
+    def decode_header(self, frames: list[bytes]) -> Header:
+        """The header alone (for error replies to messages whose content is bad)."""
+        if len(frames) < 3:
+            raise ProtocolError(ErrorCode.MALFORMED, f"expected at least 3 frames (signature, header, "
+                                f"content), got {len(frames)}", hint="see SPEC.md, 'Framing'")
+        try:
+            raw = msgpack.unpackb(frames[1], raw=False, strict_map_key=True)
+            return Header.model_validate(raw)
+        except (ValueError, ValidationError, msgpack.ExtraData, msgpack.FormatError,
+                msgpack.StackError, TypeError) as exc:
+            raise ProtocolError(ErrorCode.MALFORMED, f"header frame is not a valid msgpack header map: "
+                                f"{_short(exc)}", hint="see SPEC.md, 'Envelope'") from exc
+
+    def verify(self, frames: list[bytes]) -> None:
+        """Check the signature and reject replays (no-op when signing is off)."""
+        if self.key is None:
+            return
+        signature = frames[0]
+        if not hmac.compare_digest(signature, self.sign(frames[1:])):
+            raise ProtocolError(ErrorCode.BAD_SIGNATURE, "signature does not match the message",
+                                hint="sign frames 1..n with HMAC-SHA256 and the key of the connection file")
+        if signature in self._seen:
+            raise ProtocolError(ErrorCode.BAD_SIGNATURE, "replayed message: this signature was already seen",
+                                hint="every message needs a fresh msg_id and time, hence a fresh signature")
+        self._seen[signature] = None
+        if len(self._seen) > self._replay_window:
+            self._seen.popitem(last=False)
+
+    def decode(self, frames: list[bytes]) -> Message:
+        """Verify, parse and validate one message; raises ProtocolError saying what was wrong."""
+        frames = [bytes(f) for f in frames]
+        header = self.decode_header(frames)
+        self.verify(frames)
+        major = header.version.split(".")[0]
+        if major != PROTOCOL_VERSION.split(".")[0]:
+            raise ProtocolError(ErrorCode.VERSION_MISMATCH,
+                                f"protocol version {header.version} is not compatible with {PROTOCOL_VERSION}",
+                                field="version", fatal=True,
+                                hint=f"speak protocol {PROTOCOL_VERSION.split('.')[0]}.x (see SPEC.md)")
+        cls = MESSAGE_TYPES.get(header.type)
+        if cls is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {header.type!r}", field="type",
+                                hint=f"known types: {', '.join(MESSAGE_TYPES)}")
+        try:
+            raw = msgpack.unpackb(frames[2], raw=False, strict_map_key=True)
+        except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError) as exc:
+            raise ProtocolError(ErrorCode.MALFORMED, f"content frame is not msgpack: {_short(exc)}") from exc
+        if not isinstance(raw, dict):
+            raise ProtocolError(ErrorCode.MALFORMED, "content frame must be a msgpack map")
+        raw = _from_wire(raw, frames[3:])
+        raw["type"] = header.type
+        try:
+            content = cls.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ProtocolError(ErrorCode.INVALID_CONTENT, f"{header.type}.{where}: {first['msg']}",
+                                field=where, hint=f"see SPEC.md, message '{header.type}'") from exc
+        return Message(header, content)
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) < 200 else text[:200] + "…"

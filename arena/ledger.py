@@ -53,11 +53,11 @@ class Ledger:
         for bad, what, hint in checks:
             if bad.any():
                 b, j = (int(x) for x in np.argwhere(bad)[0])
-                raise ProtocolError(ErrorCode.INVALID_PAYMENT, f"amounts[{b}, {j}] = {amounts[b, j]} {what} "
+                raise ProtocolError(ErrorCode.INVALID_PAYMENT, f"amounts[{b}, {j}] = {amounts[b, j]!s} {what} "
                                     f"({int(bad.sum())} entries refused)", field=f"amounts[{b}, {j}]", hint=hint)
         if (amounts[:, giver] != 0).any():
             b = int(np.flatnonzero(amounts[:, giver])[0])
-            raise ProtocolError(ErrorCode.INVALID_PAYMENT, f"amounts[{b}, {giver}] = {amounts[b, giver]} pays "
+            raise ProtocolError(ErrorCode.INVALID_PAYMENT, f"amounts[{b}, {giver}] = {amounts[b, giver]!s} pays "
                                 "yourself", field=f"amounts[{b}, {giver}]", hint="the self entry must be 0")
         return amounts.astype(np.float64)
 

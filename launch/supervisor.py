@@ -22,7 +22,7 @@ from rich.table import Table
 
 from launch.config import RunConfig
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def make_run_dir(config: RunConfig, config_text: str) -> Path:
@@ -87,6 +87,8 @@ class Launch:
     arena: subprocess.Popen | None = None
     agents: dict[str, subprocess.Popen] = field(default_factory=dict)
     interrupted: bool = False
+    failure: str | None = None
+    failure_seen_at: float = 0.0
 
     def start_arena(self) -> dict[str, Any]:
         out = open(self.run_dir / "arena.out", "wb")  # noqa: SIM115 - owned by the child
@@ -120,12 +122,20 @@ class Launch:
         with Progress(*columns, console=console, transient=False) as progress:
             task = progress.add_task(self.config.run.name, total=total, collective="-")
             offset = 0
-            while self.arena.poll() is None:
-                if self.interrupted:
-                    break
+            while self.arena.poll() is None and not self.interrupted and not self._agent_failed():
                 offset = self._read_progress(episodes_file, offset, progress, task)
                 time.sleep(0.1)
             self._read_progress(episodes_file, offset, progress, task)
+
+    def _agent_failed(self) -> bool:
+        """An agent died: give the arena its heartbeat timeout to end the run and say why, then stop."""
+        dead = {name: p.returncode for name, p in self.agents.items() if p.poll() not in (None, 0)}
+        if not dead:
+            return False
+        if self.failure is None:
+            self.failure = "; ".join(f"agent '{n}' {describe_exit(code)}" for n, code in dead.items())
+            self.failure_seen_at = time.monotonic()
+        return time.monotonic() - self.failure_seen_at > self.config.arena.heartbeat_timeout_s + 1.0
 
     @staticmethod
     def _read_progress(path: Path, offset: int, progress: Progress, task: Any) -> int:
@@ -229,6 +239,8 @@ def report(job: Launch) -> int:
         console.print(f"[green]{result['reason']}[/] in {result['wall_time_s']:.1f} s; results in {job.run_dir}")
         return 0
     reason = result["reason"] if result else f"the arena ended with {describe_exit(job.arena.returncode)}"
+    if job.failure and (result is None or "SIGTERM" in reason):
+        reason = f"{job.failure} before the run ended"
     console.print(f"[red]run failed:[/] {reason}")
     for name, process in job.agents.items():
         if process.returncode not in (0, None):

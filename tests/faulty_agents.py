@@ -1,0 +1,46 @@
+"""Agents that misbehave on purpose, loaded by tests as `tests.faulty_agents:Class`."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from agents.algorithm import Algorithm, StepView
+
+#: step t → a function spoiling the valid [B, N] payment (self entry stays 0 except for 'to self')
+BAD_PAYMENTS = {
+    0: lambda amounts, seat, rmax: amounts * (rmax + 2.0),  # above rmax
+    1: lambda amounts, seat, rmax: -amounts,  # negative
+    2: lambda amounts, seat, rmax: np.full_like(amounts, np.nan),  # not finite
+    3: lambda amounts, seat, rmax: _pay_self(amounts, seat),  # to self
+}
+
+
+def _pay_self(amounts: np.ndarray, seat: int) -> np.ndarray:
+    amounts = amounts.copy()
+    amounts[:, seat] = 0.5
+    return amounts
+
+
+class BadPayer(Algorithm):
+    """Cooperates and pays 1.0 to each other agent, except steps 0-3 where the payment is invalid."""
+
+    pays = True
+
+    def act(self, view: StepView) -> np.ndarray:
+        return np.zeros(len(view.obs), dtype=np.int64)
+
+    def pay(self, view: StepView, joint_action: np.ndarray) -> np.ndarray:
+        amounts = np.ones(joint_action.shape, dtype=np.float32)
+        amounts[:, self.info.seat] = 0.0
+        spoil = BAD_PAYMENTS.get(view.t)
+        return amounts if spoil is None else spoil(amounts, self.info.seat, self.info.rmax)
+
+
+class SlowDefector(Algorithm):
+    """Always defects, slowly (so that a test can act on a run in progress)."""
+
+    def act(self, view: StepView) -> np.ndarray:
+        time.sleep(0.01)
+        return np.ones(len(view.obs), dtype=np.int64)

@@ -1,0 +1,165 @@
+"""Bad input against a live arena from raw ZeroMQ sockets: each gets a clear error, the run goes on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+
+from protocols.codec import Codec, Message
+from protocols.messages import Act, Content, Hello, Ready
+from tests.conftest import REPO, read_jsonl
+
+pytestmark = pytest.mark.slow
+
+
+class RawPeer:
+    """A DEALER socket driven by hand; encodes with the real codec unless told to misbehave."""
+
+    def __init__(self, context: zmq.Context, address: str, key: bytes | None = None) -> None:
+        self.socket = context.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.connect(address)
+        self.codec = Codec(key=key)
+
+    def send(self, content: Content, **header: str) -> None:
+        frames = self.codec.encode(content)
+        if header:
+            fields = msgpack.unpackb(frames[1])
+            fields.update(header)
+            frames[1] = msgpack.packb(fields)
+            frames[0] = self.codec.sign(frames[1:])
+        self.socket.send_multipart(frames)
+
+    def receive(self, timeout_s: float = 5.0) -> Message | None:
+        if not self.socket.poll(int(timeout_s * 1000)):
+            return None
+        return self.codec.decode(self.socket.recv_multipart())
+
+    def expect(self, kind: str, timeout_s: float = 10.0) -> Message:
+        """The next message of type `kind`, skipping lobby updates and heartbeats."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            message = self.receive(deadline - time.monotonic())
+            if message is not None and message.type == kind:
+                return message
+            assert message is None or message.type in ("lobby", "heartbeat"), (kind, message)
+        raise AssertionError(f"no {kind} within {timeout_s} s")
+
+
+def start_arena(run_dir: Path, sign: bool = False) -> tuple[subprocess.Popen, dict]:
+    run_dir.mkdir(parents=True)
+    spec = {"arena": {"game": "ipd", "episodes": 2, "batch_size": 4, "params": {"max_steps": 3},
+                      "step_timeout_s": 10.0, "sign": sign},
+            "seats": [{"name": "real", "kind": "always-defect"}, {"name": "raw", "kind": "external"}]}
+    (run_dir / "arena.json").write_text(json.dumps(spec))
+    process = subprocess.Popen([sys.executable, "-m", "arena", str(run_dir)], cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    path = run_dir / "connection.json"
+    deadline = time.monotonic() + 30
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.05)
+    return process, json.loads(path.read_text())
+
+
+@pytest.fixture
+def live_arena(tmp_path: Path) -> Iterator[tuple[Path, dict, zmq.Context]]:
+    context = zmq.Context()
+    process, connection = start_arena(tmp_path / "run")
+    try:
+        yield tmp_path / "run", connection, context
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        context.destroy(linger=0)
+
+
+def test_bad_messages_get_clear_errors_and_the_run_goes_on(live_arena) -> None:
+    run_dir, connection, context = live_arena
+    address = connection["address"]
+
+    stranger = RawPeer(context, address)
+    stranger.socket.send_multipart([b"\x00\xffnot an envelope"])
+    assert stranger.receive(0.5) is None  # unauthenticated garbage is dropped (and logged)
+
+    old = RawPeer(context, address)
+    old.send(Hello(name="old"), version="2.0")
+    error = old.expect("error").content
+    assert error.code == "version_mismatch" and error.fatal and "2.0" in error.message
+
+    raw = RawPeer(context, address)
+    raw.send(Hello(name="raw", seat=1))
+    welcome = raw.expect("welcome").content
+    assert welcome.seat == 1 and welcome.batch_size == 4
+
+    thief = RawPeer(context, address)
+    thief.send(Hello(name="thief", seat=1))
+    error = thief.expect("error").content
+    assert error.code == "seat_taken" and "seat 1" in error.message
+
+    raw.send(Ready(episode=0), type="frobnicate")
+    error = raw.expect("error").content
+    assert error.code == "unknown_type" and "frobnicate" in error.message
+
+    real = subprocess.Popen([sys.executable, "-m", "agents", "always-defect", "--connect", address, "--seat", "0",
+                             "--name", "real"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        observe = raw.expect("observe").content
+        bad_acts = [
+            (np.array([0, 0, 0, 7]), "actions[3] = 7 is outside Discrete(2)"),
+            (np.zeros((4, 1), np.int64), "shape [4, 1]"),
+            (np.zeros(4, np.float32), "dtype float32"),
+        ]
+        for actions, text in bad_acts:
+            raw.send(Act(episode=0, t=0, actions=actions))
+            error = raw.expect("error").content
+            assert error.code == "invalid_action" and text in error.message, error
+        raw.send(Act(episode=0, t=5, actions=np.zeros(4, np.int64)))
+        assert raw.expect("error").content.code == "out_of_phase"
+        for episode in range(2):
+            for t in range(3):
+                if (episode, t) != (0, 0):
+                    observe = raw.expect("observe").content
+                assert (observe.episode, observe.t) == (episode, t)
+                raw.send(Act(episode=episode, t=t, actions=np.zeros(4, np.int64)))
+            end = raw.expect("episode_end").content
+            raw.send(Ready(episode=end.episode))
+        assert raw.expect("bye").content.ok
+        assert real.wait(timeout=10) == 0
+    finally:
+        if real.poll() is None:
+            real.kill()
+    episodes = read_jsonl(run_dir / "episodes.jsonl")
+    assert [e["returns"] for e in episodes] == [{"real": 0.0, "raw": -9.0}] * 2
+    assert "dropped undecodable message" in (run_dir / "arena.log").read_text()
+
+
+def test_signing_rejects_bad_and_replayed_signatures(tmp_path: Path) -> None:
+    context = zmq.Context()
+    process, connection = start_arena(tmp_path / "run", sign=True)
+    try:
+        key = connection["key"].encode()
+        honest = RawPeer(context, connection["address"], key=key)
+        forger_frames = Codec(key=b"not the key").encode(Hello(name="forger", seat=1))
+        honest.socket.send_multipart(forger_frames)
+        error = honest.expect("error").content
+        assert error.code == "bad_signature" and "does not match" in error.message
+        frames = honest.codec.encode(Hello(name="honest", seat=1))
+        honest.socket.send_multipart(frames)
+        assert honest.expect("welcome").content.seat == 1
+        honest.socket.send_multipart(frames)
+        error = honest.expect("error").content
+        assert error.code == "bad_signature" and "replayed" in error.message
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        context.destroy(linger=0)

@@ -104,10 +104,11 @@ class Game(ABC):
     name: ClassVar[str]
     Params: ClassVar[type[GameParams]]
     #: Environments whose observation includes the agent's cumulative incentives given to each other
-    #: agent this episode (Escape Room, as in LIO). The arena appends them when incentives are on.
-    obs_includes_incentives_given: ClassVar[bool] = False
+    #: agent this episode (Escape Room, as in LIO). The arena appends them for agents that pay.
+    #: Instances may override it (a variant that carries its own gift bookkeeping turns it off).
+    obs_includes_incentives_given: bool = False
     #: Default action the arena uses for a seat that misses a deadline under the `default` policy.
-    default_action: ClassVar[int] = 0
+    default_action: int = 0
     #: Names of the actions, per agent (for renderers, plots and the human agent).
     action_names: list[list[str]]
 

@@ -104,7 +104,7 @@ class EscapeRoom(Game):
     Rewards use positions before the move and observations positions after it, as in LIO's
     `room_symmetric.py`; the arena appends the cumulative incentives given when incentives are on.
     With `give_actions` the gifts are part of the game, so the game itself appends what was given
-    (as `room_symmetric_baseline.py` does); that variant is not meant to be combined with incentives.
+    (as `room_symmetric_baseline.py` does) and the arena appends nothing more.
     """
 
     name = "escape_room"
@@ -115,6 +115,7 @@ class EscapeRoom(Game):
     def __init__(self, params: EscapeRoomParams, batch_size: int) -> None:
         super().__init__(params, batch_size)
         self.p: EscapeRoomParams = params
+        self.obs_includes_incentives_given = not params.give_actions
         n = params.n_agents
         self._n_gift_patterns = 2 ** (n - 1) if params.give_actions else 1
         #: others[i] = ids of the agents other than i, in increasing order (observation and gift order).

@@ -8,6 +8,7 @@ from typing import Any
 from arena.games.base import Game, GameParams, StepResult
 
 GAMES: dict[str, str] = {
+    "manitokan": "arena.games.manitokan:Manitokan",
     "ipd": "arena.games.ipd:IteratedPrisonersDilemma",
     "escape_room": "arena.games.escape_room:EscapeRoom",
     "escape_room_asym": "arena.games.escape_room:EscapeRoomAsym",

@@ -21,6 +21,7 @@ import zmq
 
 from agents.algorithm import Algorithm, SeatInfo, StepView, Trajectory
 from protocols.codec import Codec, Message
+from protocols.errors import ProtocolError
 from protocols.messages import Act, EpisodeEnd, Heartbeat, Hello, Observe, Pay, PayRequest, Ready, Welcome
 from protocols.spaces import space_from_description
 
@@ -156,7 +157,11 @@ class AgentRuntime:
         waited = 0.0
         while True:
             if self.socket.poll(250):
-                return self.codec.decode(self.socket.recv_multipart())
+                try:
+                    return self.codec.decode(self.socket.recv_multipart())
+                except ProtocolError as err:  # tolerant reader: skip what this version cannot read
+                    log.warning("ignored a message from the arena: %s", err)
+                    continue
             waited += 0.25
             if timeout_s is not None and waited >= timeout_s:
                 raise AgentError(f"no answer from the arena at {self.address} within {timeout_s:.0f} s: is it "

@@ -62,13 +62,13 @@ class Ledger:
         return amounts.astype(np.float64)
 
     def book(self, payments: np.ndarray, joint_action: np.ndarray, active: np.ndarray) -> np.ndarray:
-        """Record one step's payments `[B, giver, recipient]`; returns what each recipient is credited `[B, N]`.
-
-        Copies that had already finished pay nothing.
+        """Record one step's payments `[B, giver, recipient]`; returns them as booked (rounded to
+        micro-credits, zero in copies that had already finished), so that what givers are charged and
+        recipients credited is exactly what the ledger holds.
         """
         units = np.rint(payments * UNITS_PER_CREDIT).astype(np.int64) * active[:, None, None]
         if not units.any():
-            return np.zeros((self.batch_size, self.n_agents))
+            return np.zeros(units.shape)
         self.cumulative_units += units
         n, a = self.n_agents, self.n_actions
         pair = np.arange(n * n).reshape(1, n, n)
@@ -78,7 +78,7 @@ class Ledger:
         given, received = units.sum(axis=(0, 2)), units.sum(axis=(0, 1))
         self.run_given_units += given
         self.run_received_units += received
-        return units.sum(axis=1) / UNITS_PER_CREDIT
+        return units / UNITS_PER_CREDIT
 
     def given_per_copy(self) -> np.ndarray:
         """Cumulative credits given this episode, `[B, giver, recipient]` (Escape Room observes it)."""

@@ -39,6 +39,7 @@ from protocols.messages import (
     EpisodeEnd,
     Error,
     Heartbeat,
+    Header,
     Hello,
     Lobby,
     Observe,
@@ -82,6 +83,7 @@ class Seat:
     talks: bool = False
     default_action: int = 0
     last_seen: float = 0.0
+    finished: bool = False
     deadline_misses: int = 0
     pending: dict[str, Pending] = field(default_factory=dict)
 
@@ -183,7 +185,7 @@ class Arena:
         info = {"address": self.address, "run_id": self.run_id, "protocol": "1",
                 "signature_scheme": "hmac-sha256" if self.key else None,
                 "key": self.key.decode() if self.key else None,
-                "seats": [s.name for s in self.seats]}
+                "seats": [s.spec.name for s in self.seats]}
         path = self.run_dir / "connection.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -194,8 +196,10 @@ class Arena:
                  "pays": s.pays, "deadline_misses": s.deadline_misses} for s in self.seats]
 
     # ------------------------------------------------------------------ transport
-    async def _send(self, identity: bytes, content: Content, parent: Message | None = None) -> None:
-        frames = self.codec.encode(content, parent.header if parent is not None else None)
+    async def _send(self, identity: bytes, content: Content, parent: Message | Header | None = None) -> None:
+        if isinstance(parent, Message):
+            parent = parent.header
+        frames = self.codec.encode(content, parent)
         try:
             await self.sock.send_multipart([identity, *frames])
         except zmq.ZMQError as exc:
@@ -206,7 +210,7 @@ class Arena:
             if seat.seated:
                 await self._send(seat.identity, content)
 
-    async def _reply_error(self, identity: bytes, err: ProtocolError, parent: Message | None = None) -> None:
+    async def _reply_error(self, identity: bytes, err: ProtocolError, parent: Message | Header | None = None) -> None:
         log.warning("error to %r: %s", identity, err)
         await self._send(identity, Error(code=err.code.value, message=err.message, field=err.field,
                                          hint=err.hint, fatal=err.fatal), parent)
@@ -227,7 +231,11 @@ class Arena:
             if seat is None and err.code == ErrorCode.MALFORMED:
                 log.warning("dropped undecodable message from unknown peer %r: %s", identity, err)
                 return
-            await self._reply_error(identity, err)
+            try:
+                parent = self.codec.decode_header(frames)
+            except ProtocolError:
+                parent = None
+            await self._reply_error(identity, err, parent)
             return
         kind = message.type
         if kind == "heartbeat":
@@ -259,7 +267,9 @@ class Arena:
                 field="type", hint="agents send hello, act, pay, ready, heartbeat, error, bye"), message)
 
     def _seat_left(self, seat: Seat, why: str) -> None:
-        if self.started:
+        if seat.finished:
+            log.info("%s left after its last episode: %s", seat.describe(), why)
+        elif self.started:
             self.abort(ErrorCode.AGENT_LOST, f"{seat.describe()} {why}")
         else:
             log.info("%s left the lobby: %s", seat.describe(), why)
@@ -309,6 +319,11 @@ class Arena:
             raise ProtocolError(ErrorCode.SEAT_TAKEN, f"seat {seat.index} ('{seat.spec.name}') is already "
                                 f"held by '{seat.name}'", field="seat", fatal=True,
                                 hint=f"free seats: {[s.index for s in self.seats if not s.seated]}")
+        actions = self.game.action_spaces[seat.index]
+        if hello.default_action is not None and not 0 <= hello.default_action < actions.n:
+            raise ProtocolError(ErrorCode.INVALID_CONTENT, f"default_action {hello.default_action} is outside "
+                                f"Discrete({actions.n}) of seat {seat.index}", field="default_action", fatal=True,
+                                hint=f"use 0..{actions.n - 1}: {', '.join(self.game.action_names[seat.index])}")
         if "incentives" in hello.capabilities and self.settings.rmax <= 0:
             raise ProtocolError(ErrorCode.CAPABILITY_REFUSED, f"agent '{hello.name}' wants to pay incentives "
                                 "but this run has rmax = 0", field="capabilities", fatal=True,
@@ -348,6 +363,7 @@ class Arena:
             action_spaces=[describe_space(sp) for sp in self.game.action_spaces],
             action_names=self.game.action_names, episode_length=self.game.max_steps,
             batch_size=s.batch_size, episodes=s.episodes, rmax=s.rmax, pays=seat.pays,
+            payment_cost=s.payment_cost, message_vocab=s.message_vocab,
             disclose=s.disclose, seed=s.seed * 1000 + seat.index + 1, options=seat.spec.options,
             deadlines=Deadlines(policy=seat.spec.deadline or s.deadline, step_timeout_s=s.step_timeout_s,
                                 heartbeat_interval_s=s.heartbeat_interval_s,
@@ -380,6 +396,8 @@ class Arena:
                 self.ledger.refused[seat.index] += 1
                 pending.future.set_result(None)
             return
+        if message.type == "ready" and content.episode == self.settings.episodes - 1:
+            seat.finished = True
         pending.future.set_result(content)
 
     def _check_act(self, seat: Seat, act: Act) -> None:
@@ -487,6 +505,7 @@ class Arena:
         length = np.zeros(batch, np.int64)
         event_sums: dict[str, np.ndarray] = {}
         timeout = self.settings.step_timeout_s
+        misses_before = [s.deadline_misses for s in self.seats]
         for t in range(game.max_steps):
             futures = self._expect(self.seats, "act", episode, t)
             for seat in self.seats:
@@ -507,10 +526,10 @@ class Arena:
                     if pay is not None:
                         payments[:, index, :] = pay.amounts
             result = game.step(actions)
-            credited = self.ledger.book(payments, actions, active)
+            booked = self.ledger.book(payments, actions, active)
+            credited, given = booked.sum(axis=1), booked.sum(axis=2)
             mask = active[:, None]
             extrinsic = result.rewards * mask
-            given = payments.sum(axis=2) * mask
             total = extrinsic + credited - self.settings.payment_cost * given
             extrinsic_sum += extrinsic
             received_sum += credited
@@ -519,13 +538,15 @@ class Arena:
             for key, value in result.events.items():
                 event_sums[key] = event_sums.get(key, 0) + value * mask
             memory = StepMemory(public, extrinsic.astype(np.float32), credited.astype(np.float32),
-                                total.astype(np.float32), payments.astype(np.float32), messages)
+                                total.astype(np.float32), booked.astype(np.float32), messages)
             obs = result.obs
             active = active & ~(result.terminated | result.truncated)
             if not active.any():
                 break
         summary = self._summary(episode, extrinsic_sum, received_sum, given_sum, length, event_sums,
                                 time.perf_counter() - started)
+        summary["deadline_misses"] = {s.spec.name: s.deadline_misses - before
+                                      for s, before in zip(self.seats, misses_before)}
         ledger_record = self.ledger.episode_record(episode, self.names)
         last = episode == self.settings.episodes - 1
         futures = self._expect(self.seats, "ready", episode, 0)
@@ -570,7 +591,6 @@ class Arena:
             "collective_return": float(collective.mean().round(9)),
             "collective_per_step": float((collective / np.maximum(length, 1)).mean().round(9)),
             "events": {key: per_agent(value) for key, value in events.items()},
-            "deadline_misses": {s.spec.name: s.deadline_misses for s in self.seats},
             "wall_time_s": round(wall, 6),
             "batch_size": self.settings.batch_size,
         }

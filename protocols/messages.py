@@ -78,6 +78,8 @@ class Welcome(Content):
     episodes: int
     rmax: float
     pays: bool
+    payment_cost: float = 0.0
+    message_vocab: int = 0
     disclose: list[str]
     deadlines: Deadlines
     seed: int

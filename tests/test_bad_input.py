@@ -106,6 +106,11 @@ def test_bad_messages_get_clear_errors_and_the_run_goes_on(live_arena) -> None:
     error = thief.expect("error").content
     assert error.code == "seat_taken" and "seat 1" in error.message
 
+    careless = RawPeer(context, address)
+    careless.send(Hello(name="careless", default_action=9))
+    error = careless.expect("error").content
+    assert error.code == "invalid_content" and error.field == "default_action" and "Discrete(2)" in error.message
+
     raw.send(Ready(episode=0), type="frobnicate")
     error = raw.expect("error").content
     assert error.code == "unknown_type" and "frobnicate" in error.message

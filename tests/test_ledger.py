@@ -46,8 +46,8 @@ def test_booking_credits_recipients_and_records_their_actions() -> None:
     payments = np.zeros((2, 2, 2))
     payments[:, 0, 1] = [1.0, 0.25]
     joint_action = np.array([[1, 0], [1, 1]])
-    credited = ledger.book(payments, joint_action, np.array([True, True]))
-    np.testing.assert_allclose(credited, [[0, 1.0], [0, 0.25]])
+    booked = ledger.book(payments, joint_action, np.array([True, True]))
+    np.testing.assert_allclose(booked.sum(axis=1), [[0, 1.0], [0, 0.25]])
     assert ledger.by_action_units[0, 1].tolist() == [UNITS_PER_CREDIT, UNITS_PER_CREDIT // 4]
     record = ledger.episode_record(0, ["a", "b"])
     assert record["balanced"] and record["given_units"]["a"] == record["received_units"]["b"] == 1_250_000
@@ -57,8 +57,8 @@ def test_finished_copies_pay_nothing() -> None:
     ledger = Ledger(2, 2, 2, rmax=2.0)
     payments = np.zeros((2, 2, 2))
     payments[:, 0, 1] = 1.0
-    credited = ledger.book(payments, np.zeros((2, 2), np.int64), np.array([True, False]))
-    np.testing.assert_allclose(credited[:, 1], [1.0, 0.0])
+    booked = ledger.book(payments, np.zeros((2, 2), np.int64), np.array([True, False]))
+    np.testing.assert_allclose(booked[:, 0, 1], [1.0, 0.0])
 
 
 @settings(max_examples=50, deadline=None)
@@ -70,7 +70,9 @@ def test_accounts_balance_exactly(n: int, batch: int, data) -> None:
         payments = data.draw(hnp.arrays(np.float32, (batch, n, n), elements=st.floats(0, 2, width=32)))
         payments[:, np.arange(n), np.arange(n)] = 0
         actions = data.draw(hnp.arrays(np.int64, (batch, n), elements=st.integers(0, 2)))
-        credited_total += ledger.book(payments.astype(np.float64), actions, np.ones(batch, bool)).sum()
+        booked = ledger.book(payments.astype(np.float64), actions, np.ones(batch, bool))
+        np.testing.assert_allclose(booked, payments, atol=0.5 / UNITS_PER_CREDIT)
+        credited_total += booked.sum()
     record = ledger.episode_record(0, [str(i) for i in range(n)])
     assert record["balanced"]
     assert sum(record["given_units"].values()) == sum(record["received_units"].values())

@@ -10,6 +10,8 @@ from arena.games.base import Game, GameParams, StepResult
 GAMES: dict[str, str] = {
     "manitokan": "arena.games.manitokan:Manitokan",
     "ipd": "arena.games.ipd:IteratedPrisonersDilemma",
+    "cleanup": "arena.games.cleanup:Cleanup",
+    "harvest": "arena.games.harvest:Harvest",
     "escape_room": "arena.games.escape_room:EscapeRoom",
     "escape_room_asym": "arena.games.escape_room:EscapeRoomAsym",
     "coin_game": "arena.games.coin_game:CoinGame",

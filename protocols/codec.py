@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -101,6 +102,8 @@ class Codec:
     def __init__(self, session: str | None = None, key: bytes | None = None, replay_window: int = 100_000):
         self.session = session or uuid.uuid4().hex
         self.key = key or None
+        self._ids = itertools.count()
+        self._id_prefix = uuid.uuid4().hex[:12]
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._replay_window = replay_window
 
@@ -114,7 +117,7 @@ class Codec:
 
     def encode(self, content: Content, parent: Header | None = None) -> list[bytes]:
         """Frames for `content` (signature first); `parent` makes it a reply."""
-        header = {"msg_id": uuid.uuid4().hex, "session": self.session, "type": content.type,
+        header = {"msg_id": f"{self._id_prefix}-{next(self._ids)}", "session": self.session, "type": content.type,
                   "version": PROTOCOL_VERSION, "time": now_utc(),
                   "parent_id": parent.msg_id if parent is not None else None}
         buffers: list[bytes] = []

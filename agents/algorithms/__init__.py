@@ -1,0 +1,1 @@
+"""Learning algorithms, one per file; registered in the `arena.agents` entry-point group."""

@@ -1,0 +1,1 @@
+"""Shared learners (REINFORCE, actor-critic, PPO) and networks used by the algorithms in `agents.algorithms`."""

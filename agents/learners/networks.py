@@ -1,0 +1,192 @@
+"""Networks chosen from the observation space: flat Box → MLP, image Box [H, W, C] → conv, optional RNN core.
+
+Every net takes observations with any number of leading dims (`[B, ...]` when acting, `[T, B, ...]`
+when learning), so the same module serves the hot path and the batched update (algorithms.md §1.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+RecurrentKind = Literal["lstm", "gru"]
+RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+def is_image(space: gym.Space) -> bool:
+    """Image observations are Box spaces of rank 3, laid out [H, W, C] as the games deliver them."""
+    return isinstance(space, gym.spaces.Box) and len(space.shape) == 3
+
+
+def flat_dim(space: gym.Space) -> int:
+    """Size of a flat observation; Discrete is fed one-hot by the caller."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    return int(np.prod(space.shape))
+
+
+def n_actions(space: gym.Space) -> int:
+    """Number of actions of a Discrete action space (the only kind our policies emit)."""
+    if not isinstance(space, gym.spaces.Discrete):
+        raise TypeError(f"policies here need a Discrete action space, got {space!r}")
+    return int(space.n)
+
+
+def as_float(x: torch.Tensor) -> torch.Tensor:
+    """Integer/uint8 observations become float32; float inputs keep their precision."""
+    return x if x.is_floating_point() else x.float()
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int | None, out_bias: bool = True) -> nn.Sequential:
+    """Linear+ReLU stack; `out_dim=None` ends on the last hidden layer's activation."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.ReLU()]
+        in_dim = width
+    if out_dim is not None:
+        layers.append(nn.Linear(in_dim, out_dim, bias=out_bias))
+    return nn.Sequential(*layers)
+
+
+class Encoder(nn.Module):
+    """Observation → features: conv (one 3×3 layer, LIO/MOA style) for images, identity for flat obs,
+    then one dense ReLU layer of width `width`."""
+
+    def __init__(self, space: gym.Space, width: int, conv_channels: int = 6, conv_padding: str = "same",
+                 obs_scale: float | None = None) -> None:
+        super().__init__()
+        self.image = is_image(space)
+        self.obs_shape = tuple(space.shape) if isinstance(space, gym.spaces.Box) else (flat_dim(space),)
+        uint8 = isinstance(space, gym.spaces.Box) and space.dtype == np.uint8
+        self.scale = obs_scale if obs_scale is not None else (1.0 / 255.0 if uint8 else 1.0)
+        if self.image:
+            h, w, c = self.obs_shape
+            self.conv: nn.Module = nn.Conv2d(c, conv_channels, 3, stride=1, padding=conv_padding)
+            ho, wo = (h, w) if conv_padding == "same" else (h - 2, w - 2)
+            in_dim = ho * wo * conv_channels
+        else:
+            self.conv = nn.Identity()
+            in_dim = int(np.prod(self.obs_shape))
+        self.dense = nn.Linear(in_dim, width)
+        self.out_dim = width
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        lead = obs.shape[: obs.dim() - len(self.obs_shape)]
+        x = as_float(obs.reshape(-1, *self.obs_shape)) * self.scale
+        if self.image:
+            x = F.relu(self.conv(x.permute(0, 3, 1, 2)))
+        return F.relu(self.dense(x.flatten(1))).reshape(*lead, -1)
+
+
+class PolicyNet(nn.Module):
+    """Encoder → [concat extra] → MLP → `n_out` outputs (logits, or 1 for a critic).
+
+    `extra_dim` inputs (e.g. inequity-aversion traces) join after the first dense layer, as in the
+    LIO reference's IA agents; `hidden[0]` is the encoder's width.
+    """
+
+    def __init__(self, space: gym.Space, n_out: int, hidden: Sequence[int], extra_dim: int = 0,
+                 conv_channels: int = 6, obs_scale: float | None = None) -> None:
+        super().__init__()
+        self.encoder = Encoder(space, hidden[0], conv_channels, obs_scale=obs_scale)
+        self.head = mlp(hidden[0] + extra_dim, hidden[1:], n_out)
+        self.extra_dim = extra_dim
+
+    def forward(self, obs: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.encoder(obs)
+        if self.extra_dim:
+            if extra is None:
+                raise ValueError("this net was built with extra inputs; pass `extra`")
+            x = torch.cat([x, extra.to(x.dtype)], dim=-1)
+        return self.head(x)
+
+
+class ValueNet(PolicyNet):
+    """A PolicyNet with one output, squeezed: V(o)."""
+
+    def __init__(self, space: gym.Space, hidden: Sequence[int], extra_dim: int = 0, conv_channels: int = 6,
+                 obs_scale: float | None = None) -> None:
+        super().__init__(space, 1, hidden, extra_dim, conv_channels, obs_scale)
+
+    def forward(self, obs: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(obs, extra).squeeze(-1)
+
+
+class IncentiveNet(nn.Module):
+    """LIO incentive function r_η(o, a_−i) = Rmax·σ(g_η) ∈ [0, Rmax]^N (algorithms.md §2.1, §1.4).
+
+    Flat obs: concat(obs, action features) → MLP → N (no output bias). Images: conv → dense →
+    concat action features → MLP → N. `raw=True` skips the squashing (PG-c Gaussian means).
+    """
+
+    def __init__(self, space: gym.Space, action_dim: int, n_out: int, hidden: Sequence[int], rmax: float,
+                 conv_channels: int = 6, obs_scale: float | None = None) -> None:
+        super().__init__()
+        self.rmax = rmax
+        if is_image(space):
+            self.encoder: nn.Module | None = Encoder(space, hidden[0], conv_channels, obs_scale=obs_scale)
+            self.head = mlp(hidden[0] + action_dim, hidden[1:], n_out, out_bias=False)
+            self.obs_dims = len(space.shape)
+        else:
+            self.encoder = None
+            self.head = mlp(flat_dim(space) + action_dim, hidden, n_out, out_bias=False)
+            self.obs_dims = len(space.shape)
+
+    def forward(self, obs: torch.Tensor, action_features: torch.Tensor, raw: bool = False) -> torch.Tensor:
+        if self.encoder is not None:
+            x = self.encoder(obs)
+        else:
+            x = as_float(obs.reshape(*obs.shape[: obs.dim() - self.obs_dims], -1))
+        out = self.head(torch.cat([x, action_features.to(x.dtype)], dim=-1))
+        return out if raw else self.rmax * torch.sigmoid(out)
+
+
+class RecurrentActorCritic(nn.Module):
+    """Encoder → dense layers → LSTM/GRU core → policy logits and value (PPO/A2C, §1.3, §1.4).
+
+    `forward` runs a whole sequence `[T, B, ...]` from `state`; episodes start from `initial_state`.
+    """
+
+    def __init__(self, space: gym.Space, n_actions: int, hidden: Sequence[int], core: RecurrentKind = "lstm",
+                 core_size: int = 128, conv_channels: int = 6, obs_scale: float | None = None) -> None:
+        super().__init__()
+        self.encoder = Encoder(space, hidden[0], conv_channels, obs_scale=obs_scale)
+        self.fc = mlp(hidden[0], hidden[1:], None)
+        rnn_in = hidden[-1]
+        self.kind = core
+        self.core: nn.LSTM | nn.GRU = (nn.LSTM if core == "lstm" else nn.GRU)(rnn_in, core_size)
+        self.core_size = core_size
+        self.policy = nn.Linear(core_size, n_actions)
+        self.value = nn.Linear(core_size, 1)
+        nn.init.normal_(self.value.weight, std=0.01)
+        nn.init.zeros_(self.value.bias)
+
+    def initial_state(self, batch: int, device: torch.device | str = "cpu") -> RecurrentState:
+        zeros = torch.zeros(1, batch, self.core_size, device=device)
+        return (zeros, zeros.clone()) if self.kind == "lstm" else zeros
+
+    def forward(self, obs: torch.Tensor, state: RecurrentState
+                ) -> tuple[torch.Tensor, torch.Tensor, RecurrentState]:
+        x = self.fc(self.encoder(obs))
+        out, state = self.core(x, state)
+        return self.policy(out), self.value(out).squeeze(-1), state
+
+
+def detach_state(state: RecurrentState) -> RecurrentState:
+    """Cut the graph at a truncated-BPTT chunk boundary."""
+    if isinstance(state, tuple):
+        return (state[0].detach(), state[1].detach())
+    return state.detach()
+
+
+def index_state(state: RecurrentState, idx: torch.Tensor) -> RecurrentState:
+    """Select batch entries `idx` of a recurrent state (batch is dim 1)."""
+    if isinstance(state, tuple):
+        return (state[0][:, idx], state[1][:, idx])
+    return state[:, idx]

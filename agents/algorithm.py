@@ -69,6 +69,7 @@ class StepView:
     extrinsic: np.ndarray
     incentives: np.ndarray
     active: np.ndarray
+    terminated: np.ndarray | None = None
     action_mask: np.ndarray | None = None
     others_actions: np.ndarray | None = None
     others_rewards: np.ndarray | None = None
@@ -83,7 +84,9 @@ class StepView:
 class Trajectory:
     """One batched episode from this agent's side, arrays `[T, B, ...]` aligned on the step t.
 
-    `valid[t, b]` is False once copy b has finished (its later entries are padding). `obs` has
+    `valid[t, b]` is False once copy b has finished (its later entries are padding);
+    `terminated[t, b]` is True when step t ended copy b's episode in a terminal state (as opposed to
+    the step limit, which truncates and should bootstrap). `obs` has
     T + 1 entries: the last is the observation after the final step. `joint_*` hold every agent's
     data (own included) where the run discloses it, else None.
     """
@@ -94,6 +97,7 @@ class Trajectory:
     extrinsic: np.ndarray
     incentives: np.ndarray
     valid: np.ndarray
+    terminated: np.ndarray | None = None
     paid: np.ndarray | None = None
     joint_actions: np.ndarray | None = None
     joint_rewards: np.ndarray | None = None

@@ -78,6 +78,7 @@ class TrajectoryBuffer:
         if self.steps:  # the previous step's outcome arrives with this view
             previous = self.steps[-1]
             previous.update(rewards=view.reward, extrinsic=view.extrinsic, incentives=view.incentives,
+                            terminated=view.terminated,
                             joint_actions=view.others_actions, joint_rewards=view.others_rewards,
                             payments=view.payments)
         self.steps.append({"obs": view.obs, "valid": view.active, "joint_obs": view.others_observations,
@@ -106,6 +107,7 @@ class TrajectoryBuffer:
         return Trajectory(
             obs=stack("obs", True), actions=stack("actions"), rewards=stack("rewards"),
             extrinsic=stack("extrinsic"), incentives=stack("incentives"), valid=stack("valid"),
+            terminated=stack("terminated"),
             paid=stack("paid"), joint_actions=stack("joint_actions"), joint_rewards=stack("joint_rewards"),
             joint_obs=joint_obs, payments=stack("payments"), state=stack("state", True),
             visibility=stack("visibility", True), action_masks=stack("action_masks"))
@@ -113,7 +115,8 @@ class TrajectoryBuffer:
 
 def view_from(observe: Observe) -> StepView:
     return StepView(t=observe.t, obs=observe.obs, reward=observe.reward, extrinsic=observe.extrinsic,
-                    incentives=observe.incentives, active=observe.active, action_mask=observe.action_mask,
+                    incentives=observe.incentives, active=observe.active, terminated=observe.terminated,
+                    action_mask=observe.action_mask,
                     others_actions=observe.actions, others_rewards=observe.rewards,
                     others_observations=observe.observations, payments=observe.payments,
                     messages=observe.messages, state=observe.state, visibility=observe.visible)

@@ -499,6 +499,7 @@ class Arena:
                             incentives=np.zeros((batch, n), np.float32), total=np.zeros((batch, n), np.float32),
                             payments=np.zeros((batch, n, n), np.float32), messages=np.full((batch, n), -1, np.int64))
         active = np.ones(batch, bool)
+        terminated = np.zeros(batch, bool)
         extrinsic_sum = np.zeros((batch, n))
         received_sum = np.zeros((batch, n))
         given_sum = np.zeros((batch, n))
@@ -509,7 +510,8 @@ class Arena:
         for t in range(game.max_steps):
             futures = self._expect(self.seats, "act", episode, t)
             for seat in self.seats:
-                await self._send(seat.identity, self._observation(seat, episode, t, obs, memory, active, timeout))
+                await self._send(seat.identity, self._observation(seat, episode, t, obs, memory, active, terminated,
+                                                                  timeout))
             acts = await self._collect("act", futures, timeout)
             actions = np.stack([acts[i].actions.astype(np.int64) if acts[i] is not None else
                                 np.full(batch, self.seats[i].default_action, np.int64) for i in range(n)], 1)
@@ -540,6 +542,7 @@ class Arena:
             memory = StepMemory(public, extrinsic.astype(np.float32), credited.astype(np.float32),
                                 total.astype(np.float32), booked.astype(np.float32), messages)
             obs = result.obs
+            terminated |= result.terminated & active
             active = active & ~(result.terminated | result.truncated)
             if not active.any():
                 break
@@ -551,13 +554,13 @@ class Arena:
         last = episode == self.settings.episodes - 1
         futures = self._expect(self.seats, "ready", episode, 0)
         for seat in self.seats:
-            final = self._observation(seat, episode, int(length.max()), obs, memory, active, None)
+            final = self._observation(seat, episode, int(length.max()), obs, memory, active, terminated, None)
             await self._send(seat.identity, EpisodeEnd(episode=episode, final=final, summary=summary, last=last))
         self.writer.episode(summary, ledger_record)
         await self._collect("ready", futures, None)
 
     def _observation(self, seat: Seat, episode: int, t: int, obs: list[np.ndarray], memory: StepMemory,
-                     active: np.ndarray, deadline: float | None) -> Observe:
+                     active: np.ndarray, terminated: np.ndarray, deadline: float | None) -> Observe:
         i, disclose, game = seat.index, self.settings.disclose, self.game
         own = obs[i]
         if game.obs_includes_incentives_given and seat.pays:
@@ -567,7 +570,8 @@ class Arena:
         masks = game.action_masks()
         return Observe(
             episode=episode, t=t, obs=own, reward=memory.total[:, i], extrinsic=memory.extrinsic[:, i],
-            incentives=memory.incentives[:, i], active=active, visible=game.visibility()[:, i, :],
+            incentives=memory.incentives[:, i], active=active, terminated=terminated,
+            visible=game.visibility()[:, i, :],
             action_mask=masks[i] if masks is not None else None,
             actions=memory.actions if "actions" in disclose else None,
             rewards=memory.extrinsic if "rewards" in disclose else None,

@@ -107,6 +107,7 @@ class Observe(Content):
     incentives: np.ndarray
     active: np.ndarray
     visible: np.ndarray
+    terminated: np.ndarray | None = None
     action_mask: np.ndarray | None = None
     actions: np.ndarray | None = None
     rewards: np.ndarray | None = None

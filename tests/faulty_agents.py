@@ -1,4 +1,4 @@
-"""Agents that misbehave on purpose, loaded by tests as `tests.faulty_agents:Class`."""
+"""Agents that misbehave or report on purpose, loaded by tests as `tests.faulty_agents:Class`."""
 
 from __future__ import annotations
 
@@ -44,3 +44,14 @@ class SlowDefector(Algorithm):
     def act(self, view: StepView) -> np.ndarray:
         time.sleep(0.01)
         return np.ones(len(view.obs), dtype=np.int64)
+
+
+class TrajectoryRecorder(Algorithm):
+    """Always plays action 2 and reports the shape of what the runtime hands it at episode end."""
+
+    def act(self, view: StepView) -> np.ndarray:
+        return np.full(len(view.obs), 2, dtype=np.int64)
+
+    def end_episode(self, trajectory, summary) -> dict:
+        return {"length": trajectory.length, "terminated": trajectory.terminated.tolist(),
+                "valid": trajectory.valid.astype(int).tolist()}

@@ -166,3 +166,17 @@ def test_ctrl_c_stops_every_process_and_keeps_finished_episodes(tmp_path: Path) 
     episodes = read_jsonl(run_dir / "episodes.jsonl")
     assert len(episodes) >= 2
     assert all(math.isfinite(e["collective_return"]) for e in episodes)
+
+
+def test_trajectories_flag_termination_apart_from_truncation(tmp_path: Path) -> None:
+    # ER(2,1) with seat 0 always at the lever (action 0) and seat 1 always to the door (action 2):
+    # the door opens and the episode terminates at the first step, in every copy.
+    config = write_config(tmp_path / "er.toml",
+                          {"game": "escape_room", "episodes": 1, "batch_size": 3, "params": {"max_steps": 5}},
+                          [{"name": "lever", "kind": "always-cooperate"},
+                           {"name": "door", "kind": "tests.faulty_agents:TrajectoryRecorder"}])
+    finished = launch(config)
+    assert finished.code == 0, finished.output
+    assert finished.episodes()[0]["returns"] == {"lever": -1.0, "door": 10.0}
+    record = read_jsonl(finished.run_dir / "agents" / "door" / "metrics.jsonl")[0]
+    assert record["length"] == 1 and record["terminated"] == [[True, True, True]] and record["valid"] == [[1, 1, 1]]

@@ -71,8 +71,9 @@ def onehot_others(joint_action: torch.Tensor, seat: int, sizes: list[int]) -> to
 class TrajectoryTensors:
     """A Trajectory's own arrays as tensors on the learner's device, with the terminal mask derived.
 
-    A step is a true termination when the copy stops being valid before the game's step limit;
-    reaching `max_steps` is truncation and bootstraps (algorithms.md §1.2 Deviation).
+    A step is a true termination when the arena flags it (`Trajectory.terminated`); without the
+    flag (an older arena), when the copy stops being valid before the step limit. Reaching
+    `max_steps` is truncation and bootstraps (algorithms.md §1.2 Deviation).
     """
 
     def __init__(self, traj: Trajectory, device: torch.device, max_steps: int) -> None:
@@ -85,9 +86,13 @@ class TrajectoryTensors:
         self.incentives = torch.as_tensor(np.asarray(traj.incentives), dtype=torch.float32, device=device)
         valid = torch.as_tensor(np.asarray(traj.valid), dtype=torch.bool, device=device)
         self.valid = valid.float()
-        valid_next = torch.cat([valid[1:], torch.zeros_like(valid[:1])], dim=0)
-        steps = torch.arange(t, device=device).unsqueeze(1)
-        self.terminal = (valid & ~valid_next & (steps < max_steps - 1)).float()
+        if traj.terminated is not None:
+            terminated = torch.as_tensor(np.asarray(traj.terminated), dtype=torch.bool, device=device)
+            self.terminal = (valid & terminated).float()
+        else:
+            valid_next = torch.cat([valid[1:], torch.zeros_like(valid[:1])], dim=0)
+            steps = torch.arange(t, device=device).unsqueeze(1)
+            self.terminal = (valid & ~valid_next & (steps < max_steps - 1)).float()
 
 
 class LearningAlgorithm(Algorithm):

@@ -55,3 +55,12 @@ class TrajectoryRecorder(Algorithm):
     def end_episode(self, trajectory, summary) -> dict:
         return {"length": trajectory.length, "terminated": trajectory.terminated.tolist(),
                 "valid": trajectory.valid.astype(int).tolist()}
+
+
+class Dawdler(Algorithm):
+    """Always defects, but takes 0.6 s to answer step 1 of every episode (to trip step deadlines)."""
+
+    def act(self, view: StepView) -> np.ndarray:
+        if view.t == 1:
+            time.sleep(0.6)
+        return np.ones(len(view.obs), dtype=np.int64)

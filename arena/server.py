@@ -509,9 +509,9 @@ class Arena:
         misses_before = [s.deadline_misses for s in self.seats]
         for t in range(game.max_steps):
             futures = self._expect(self.seats, "act", episode, t)
-            for seat in self.seats:
-                await self._send(seat.identity, self._observation(seat, episode, t, obs, memory, active, terminated,
-                                                                  timeout))
+            for seat, observe in zip(self.seats, self._observations(episode, t, obs, memory, active, terminated,
+                                                                    timeout)):
+                await self._send(seat.identity, observe)
             acts = await self._collect("act", futures, timeout)
             actions = np.stack([acts[i].actions.astype(np.int64) if acts[i] is not None else
                                 np.full(batch, self.seats[i].default_action, np.int64) for i in range(n)], 1)
@@ -553,33 +553,38 @@ class Arena:
         ledger_record = self.ledger.episode_record(episode, self.names)
         last = episode == self.settings.episodes - 1
         futures = self._expect(self.seats, "ready", episode, 0)
-        for seat in self.seats:
-            final = self._observation(seat, episode, int(length.max()), obs, memory, active, terminated, None)
+        finals = self._observations(episode, int(length.max()), obs, memory, active, terminated, None)
+        for seat, final in zip(self.seats, finals):
             await self._send(seat.identity, EpisodeEnd(episode=episode, final=final, summary=summary, last=last))
         self.writer.episode(summary, ledger_record)
         await self._collect("ready", futures, None)
 
-    def _observation(self, seat: Seat, episode: int, t: int, obs: list[np.ndarray], memory: StepMemory,
-                     active: np.ndarray, terminated: np.ndarray, deadline: float | None) -> Observe:
-        i, disclose, game = seat.index, self.settings.disclose, self.game
-        own = obs[i]
-        if game.obs_includes_incentives_given and seat.pays:
-            others = [j for j in range(game.n_agents) if j != i]
-            given = self.ledger.given_per_copy()[:, i, others].astype(np.float32)
-            own = np.concatenate([own.reshape(len(own), -1).astype(np.float32), given], axis=1)
-        masks = game.action_masks()
-        return Observe(
-            episode=episode, t=t, obs=own, reward=memory.total[:, i], extrinsic=memory.extrinsic[:, i],
-            incentives=memory.incentives[:, i], active=active, terminated=terminated,
-            visible=game.visibility()[:, i, :],
-            action_mask=masks[i] if masks is not None else None,
-            actions=memory.actions if "actions" in disclose else None,
-            rewards=memory.extrinsic if "rewards" in disclose else None,
-            observations=obs if "observations" in disclose else None,
-            payments=memory.payments if "payments" in disclose else None,
-            messages=memory.messages if "messages" in disclose else None,
-            state=game.state() if "state" in disclose else None,
-            deadline_s=deadline)
+    def _observations(self, episode: int, t: int, obs: list[np.ndarray], memory: StepMemory, active: np.ndarray,
+                      terminated: np.ndarray, deadline: float | None) -> list[Observe]:
+        """One `observe` per seat; what all seats share is computed once (the hot path of a run)."""
+        game, disclose = self.game, self.settings.disclose
+        visibility, masks = game.visibility(), game.action_masks()
+        shared = {"episode": episode, "t": t, "active": active, "terminated": terminated, "deadline_s": deadline,
+                  "actions": memory.actions if "actions" in disclose else None,
+                  "rewards": memory.extrinsic if "rewards" in disclose else None,
+                  "observations": obs if "observations" in disclose else None,
+                  "payments": memory.payments if "payments" in disclose else None,
+                  "messages": memory.messages if "messages" in disclose else None,
+                  "state": game.state() if "state" in disclose else None}
+        given = self.ledger.given_per_copy() if game.obs_includes_incentives_given else None
+        messages = []
+        for seat in self.seats:
+            i = seat.index
+            own = obs[i]
+            if given is not None and seat.pays:
+                others = [j for j in range(game.n_agents) if j != i]
+                own = np.concatenate([own.reshape(len(own), -1).astype(np.float32),
+                                      given[:, i, others].astype(np.float32)], axis=1)
+            messages.append(Observe.model_construct(
+                obs=own, reward=memory.total[:, i], extrinsic=memory.extrinsic[:, i],
+                incentives=memory.incentives[:, i], visible=visibility[:, i, :],
+                action_mask=masks[i] if masks is not None else None, **shared))
+        return messages
 
     def _summary(self, episode: int, extrinsic: np.ndarray, received: np.ndarray, given: np.ndarray,
                  length: np.ndarray, events: dict[str, np.ndarray], wall: float) -> dict[str, Any]:

@@ -24,10 +24,18 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--address", help="override [arena] address, e.g. tcp://0.0.0.0:5555")
     serve.add_argument("--out", help="override [run] out")
     build_agent_parser(commands.add_parser("agent", help="run one agent and join an arena"))
+    plot = commands.add_parser("plot", help="write a run directory's figures as PNG files")
+    plot.add_argument("run_dir", type=Path, help="a run directory, as printed by `arena launch`")
+    plot.add_argument("--out", type=Path, help="where to write the PNGs (default RUN_DIR/plots)")
+    plot.add_argument("--smooth", type=int, help="moving-average window in episodes (default: episodes / 50)")
     args = parser.parse_args(argv)
 
     if args.command == "agent":
         return run_agent(args)
+    if args.command == "plot":
+        from launch.plot import main as plot_main  # imported here so other commands don't load matplotlib
+
+        return plot_main(args)
     try:
         config = load_config(args.config)
     except ConfigError as exc:

@@ -141,5 +141,8 @@ class Algorithm(ABC):
     def save(self, path: str) -> None:  # noqa: B027 - optional hook
         """Write a checkpoint (learners override; scripted agents have nothing to save)."""
 
+    def load(self, path: str) -> None:  # noqa: B027 - optional hook
+        """Restore a checkpoint written by `save`; called after `setup` when the agent resumes."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources at the end of the run."""

@@ -26,6 +26,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--options", default="{}", help="JSON object of algorithm options")
     parser.add_argument("--out", type=Path, help="directory for this agent's metrics and checkpoints")
     parser.add_argument("--checkpoint-every", type=int, default=0, help="episodes between checkpoints")
+    parser.add_argument("--resume", type=Path, help="checkpoint to restore after setup (e.g. .../final.pt)")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -40,6 +41,9 @@ def run_agent(args: argparse.Namespace) -> int:
     if not address:
         print("arena agent: give --connect ADDR or --connection-file FILE", file=sys.stderr)
         return 2
+    if args.resume is not None and not args.resume.is_file():
+        print(f"arena agent: no checkpoint at {args.resume}", file=sys.stderr)
+        return 2
     try:
         options = json.loads(args.options)
         algorithm = load_algorithm(args.kind)()
@@ -48,7 +52,7 @@ def run_agent(args: argparse.Namespace) -> int:
         return 2
     runtime = AgentRuntime(algorithm, address, name=args.name or args.kind, implementation=args.kind,
                            seat=args.seat, key=key, device=args.device, seed=args.seed, options=options,
-                           out_dir=args.out, checkpoint_every=args.checkpoint_every)
+                           out_dir=args.out, checkpoint_every=args.checkpoint_every, resume=args.resume)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return runtime.run()

@@ -128,7 +128,7 @@ class AgentRuntime:
     def __init__(self, algorithm: Algorithm, address: str, *, name: str, implementation: str,
                  seat: int | None = None, key: bytes | None = None, device: str = "cpu",
                  seed: int | None = None, options: dict[str, Any] | None = None, out_dir: Path | None = None,
-                 checkpoint_every: int = 0, connect_timeout_s: float = 30.0) -> None:
+                 checkpoint_every: int = 0, resume: Path | None = None, connect_timeout_s: float = 30.0) -> None:
         self.algorithm = algorithm
         self.address = address
         self.name = name
@@ -139,6 +139,7 @@ class AgentRuntime:
         self.options = options or {}
         self.out_dir = out_dir
         self.checkpoint_every = checkpoint_every
+        self.resume = resume
         self.connect_timeout_s = connect_timeout_s
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.DEALER)
@@ -218,6 +219,9 @@ class AgentRuntime:
             run_dir=str(self.out_dir) if self.out_dir else None)
         log.info("%s seated at %d of %d in run %s", self.name, welcome.seat, welcome.n_agents, welcome.run_id)
         algo.setup(self.info)
+        if self.resume is not None:
+            algo.load(str(self.resume))
+            log.info("resumed from %s", self.resume)
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             self._metrics = open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115

@@ -21,6 +21,7 @@ class SeatSpec(BaseModel):
     external: bool = Field(False, description="launch does not start this seat; join it with `arena agent`")
     deadline: DeadlinePolicy | None = Field(None, description="overrides [arena] deadline for this seat")
     device: str = Field("cpu", description="torch device for the agent process: cpu or cuda[:k]")
+    resume: str | None = Field(None, description="checkpoint the agent restores before its first episode")
 
 
 class ArenaSettings(BaseModel):

@@ -109,6 +109,8 @@ class Launch:
                        str(self.run_dir / "connection.json"), "--seat", str(seat), "--name", spec.name,
                        "--device", spec.device, "--out", str(logs / spec.name),
                        "--checkpoint-every", str(self.config.run.checkpoint_every)]
+            if spec.resume:
+                command += ["--resume", spec.resume]
             out = open(logs / f"{spec.name}.log", "wb")  # noqa: SIM115 - owned by the child
             self.agents[spec.name] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                                       start_new_session=True)

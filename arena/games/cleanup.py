@@ -215,14 +215,6 @@ class Cleanup(GridworldGame):
         order = N if self.random_beam_order else 0
         self._draw_slices = np.cumsum([0, N, order, n_apple, n_waste])
 
-    @property
-    def max_steps(self) -> int:
-        return self.p.max_steps
-
-    def reset(self, seeds: np.ndarray) -> list[np.ndarray]:
-        self._reset_world(seeds)
-        return self.observe()
-
     def step(self, actions: np.ndarray) -> StepResult:
         engine_actions = self.engine_actions[np.asarray(actions, dtype=np.int64)]
         u = self.rng.uniform(int(self._draw_slices[-1]))

@@ -250,6 +250,14 @@ class GridworldGame(Game):
 
     # ----- state changes -------------------------------------------------------------------------
 
+    @property
+    def max_steps(self) -> int:
+        return self.params.max_steps
+
+    def reset(self, seeds: np.ndarray) -> list[np.ndarray]:
+        self._reset_world(seeds)
+        return self.observe()
+
     def _reset_world(self, seeds: np.ndarray) -> None:
         """Reseed, restore the base map and place the agents (one draw call, or none for LIO)."""
         self.rng.reseed(seeds)

@@ -101,14 +101,6 @@ class Harvest(GridworldGame):
         N = params.n_agents
         self._draw_slices = np.cumsum([0, N, N, len(self.apple_cells)])
 
-    @property
-    def max_steps(self) -> int:
-        return self.p.max_steps
-
-    def reset(self, seeds: np.ndarray) -> list[np.ndarray]:
-        self._reset_world(seeds)
-        return self.observe()
-
     def step(self, actions: np.ndarray) -> StepResult:
         engine_actions = self.engine_actions[np.asarray(actions, dtype=np.int64)]
         u = self.rng.uniform(int(self._draw_slices[-1]))

@@ -203,12 +203,13 @@ def launch_run(config: RunConfig, config_text: str) -> int:
     run_dir = make_run_dir(config, config_text)
     console.print(f"run directory: {run_dir}")
     job = Launch(config, run_dir)
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def on_interrupt(signum: int, frame: object) -> None:
         job.interrupted = True
 
-    signal.signal(signal.SIGINT, on_interrupt)
+    for sig in previous:
+        signal.signal(sig, on_interrupt)
     try:
         connection = job.start_arena()
         job.start_agents(connection)
@@ -219,7 +220,8 @@ def launch_run(config: RunConfig, config_text: str) -> int:
         return 1
     finally:
         job.stop()
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return report(job)
 
 

@@ -146,13 +146,14 @@ def test_killed_agent_ends_the_run_naming_it(tmp_path: Path) -> None:
     assert "bob" in (run_dir / "result.json").read_text()
 
 
-def test_ctrl_c_stops_every_process_and_keeps_finished_episodes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_stops_every_process_and_keeps_finished_episodes(tmp_path: Path, stop_signal: int) -> None:
     process, run_dir = _start(_slow_config(tmp_path))
     try:
         _wait_for_episodes(run_dir, 2)
         pids = [_agent_pid(run_dir, "alice"), _agent_pid(run_dir, "bob")]
         interrupted_at = time.monotonic()
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         process.communicate(timeout=20)
         stopped_in = time.monotonic() - interrupted_at
     finally:

@@ -126,9 +126,10 @@ class Game(ABC):
         return len(self.action_spaces)
 
     @property
-    @abstractmethod
     def max_steps(self) -> int:
-        """Step limit T of an episode (`truncated` is set when it is reached)."""
+        """Step limit T of an episode (`truncated` is set when it is reached): the `max_steps`
+        parameter; games whose parameters name it differently override this."""
+        return self.params.max_steps
 
     @abstractmethod
     def reset(self, seeds: np.ndarray) -> list[np.ndarray]:

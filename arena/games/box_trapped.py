@@ -81,10 +81,6 @@ class BoxTrapped(Game):
         self._box_closed = np.ones(batch_size, dtype=bool)
         self._t = 0
 
-    @property
-    def max_steps(self) -> int:
-        return self.p.max_steps
-
     def reset(self, seeds: np.ndarray) -> list[np.ndarray]:
         self.rng.reseed(seeds)
         self._positions[:] = np.stack([OPENER_START, TRAPPED_START])

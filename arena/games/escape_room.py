@@ -140,10 +140,6 @@ class EscapeRoom(Game):
             names.extend(f"{location}{suffix}" for location in LOCATION_NAMES)
         return names
 
-    @property
-    def max_steps(self) -> int:
-        return self.p.max_steps
-
     def reset(self, seeds: np.ndarray) -> list[np.ndarray]:
         self.rng.reseed(seeds)
         if self.p.randomize:
@@ -248,10 +244,6 @@ class EscapeRoomAsym(Game):
         self._solved = np.zeros(batch_size, dtype=bool)
         self._door_open = np.zeros(batch_size, dtype=bool)
         self._t = 0
-
-    @property
-    def max_steps(self) -> int:
-        return self.p.max_steps
 
     def reset(self, seeds: np.ndarray) -> list[np.ndarray]:
         self.rng.reseed(seeds)

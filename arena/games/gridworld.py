@@ -250,10 +250,6 @@ class GridworldGame(Game):
 
     # ----- state changes -------------------------------------------------------------------------
 
-    @property
-    def max_steps(self) -> int:
-        return self.params.max_steps
-
     def reset(self, seeds: np.ndarray) -> list[np.ndarray]:
         self._reset_world(seeds)
         return self.observe()

@@ -40,10 +40,6 @@ class IteratedPrisonersDilemma(Game):
         self._last = np.full((batch_size, 2), -1, dtype=np.int64)
         self._t = 0
 
-    @property
-    def max_steps(self) -> int:
-        return self.p.max_steps
-
     def reset(self, seeds: np.ndarray) -> list[np.ndarray]:
         self.rng.reseed(seeds)
         self._last[:] = -1

@@ -78,6 +78,8 @@ class StepView:
     messages: np.ndarray | None = None
     state: np.ndarray | None = None
     visibility: np.ndarray | None = None
+    #: an evaluation episode: act without exploration; it never reaches `end_episode`
+    evaluate: bool = False
 
 
 @dataclass
@@ -128,14 +130,17 @@ class Algorithm(ABC):
 
     @abstractmethod
     def act(self, view: StepView) -> np.ndarray:
-        """Return actions `[B]` (int64) for the observation in `view`."""
+        """Return actions `[B]` (int64) for the observation in `view` (without exploration when
+        `view.evaluate`)."""
 
     def pay(self, view: StepView, joint_action: np.ndarray) -> np.ndarray:
         """Incentives `[B, N]` to give for this step's joint action `[B, N]`; self entry must be 0."""
         return np.zeros(joint_action.shape, dtype=np.float32)
 
     def end_episode(self, trajectory: Trajectory, summary: dict[str, Any]) -> dict[str, float]:
-        """Learn from the finished batch of episodes; return metrics to log (may be empty)."""
+        """Learn from the finished batch of training episodes; return metrics to log (may be empty).
+
+        Evaluation episodes are not passed here, so nothing learns from them."""
         return {}
 
     def save(self, path: str) -> None:  # noqa: B027 - optional hook

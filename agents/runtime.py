@@ -119,7 +119,8 @@ def view_from(observe: Observe) -> StepView:
                     action_mask=observe.action_mask,
                     others_actions=observe.actions, others_rewards=observe.rewards,
                     others_observations=observe.observations, payments=observe.payments,
-                    messages=observe.messages, state=observe.state, visibility=observe.visible)
+                    messages=observe.messages, state=observe.state, visibility=observe.visible,
+                    evaluate=observe.evaluate)
 
 
 class AgentRuntime:
@@ -151,6 +152,7 @@ class AgentRuntime:
         self.info: SeatInfo | None = None
         self._view: StepView | None = None
         self._metrics = None
+        self.trained = 0
 
     # ------------------------------------------------------------------ transport
     def _send(self, content: Any, parent: Message | None = None) -> None:
@@ -270,14 +272,15 @@ class AgentRuntime:
     def _on_episode_end(self, message: Message) -> None:
         end: EpisodeEnd = message.content
         trajectory = self.buffer.finish(view_from(end.final))
-        metrics = self.algorithm.end_episode(trajectory, end.summary)
+        metrics = {"evaluate": True} if end.evaluate else self.algorithm.end_episode(trajectory, end.summary)
+        self.trained += not end.evaluate
         if self._metrics is not None:
             own = end.summary["returns"].get(self.info.names[self.info.seat])
             self._metrics.write(json.dumps({"episode": end.episode, "return": own, **metrics}) + "\n")
             self._metrics.flush()
             every = self.checkpoint_every
-            if end.last or (every and (end.episode + 1) % every == 0):
-                name = "final.pt" if end.last else f"episode_{end.episode + 1}.pt"
+            if end.last or (every and not end.evaluate and self.trained % every == 0):
+                name = "final.pt" if end.last else f"episode_{self.trained}.pt"
                 (self.out_dir / "checkpoints").mkdir(exist_ok=True)
                 self.algorithm.save(str(self.out_dir / "checkpoints" / name))
         self._send(Ready(episode=end.episode), message)

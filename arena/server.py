@@ -108,7 +108,8 @@ class StepMemory:
 
 
 class Arena:
-    """Seats N agents and plays `settings.episodes` batched episodes of one game."""
+    """Seats N agents and plays `settings.episodes` batched training episodes of one game (plus any
+    evaluation episodes the settings schedule between them)."""
 
     def __init__(self, settings: ArenaSettings, seats: list[SeatSpec], run_dir: Path) -> None:
         self.settings = settings
@@ -131,6 +132,7 @@ class Arena:
         self._abort: RunAborted | None = None
         self._main: asyncio.Task | None = None
         self.episodes_done = 0
+        self.trained = 0
 
     # ------------------------------------------------------------------ lifecycle
     async def serve(self, on_bound: Any = None) -> int:
@@ -154,7 +156,10 @@ class Arena:
         watchdog = asyncio.create_task(self._watchdog())
         try:
             await self._play()
-            status, reason, code = "complete", f"run complete: {self.episodes_done} episodes", 0
+            evaluations = self.episodes_done - self.trained
+            reason = f"run complete: {self.episodes_done} episodes" + (
+                f" ({evaluations} for evaluation)" if evaluations else "")
+            status, code = "complete", 0
         except (asyncio.CancelledError, RunAborted) as exc:
             failure = self._abort or (exc if isinstance(exc, RunAborted) else
                                       RunAborted(ErrorCode.RUN_ABORTED, "cancelled"))
@@ -362,7 +367,7 @@ class Arena:
             observation_spaces=[describe_space(sp) for sp in self.game.observation_spaces],
             action_spaces=[describe_space(sp) for sp in self.game.action_spaces],
             action_names=self.game.action_names, episode_length=self.game.max_steps,
-            batch_size=s.batch_size, episodes=s.episodes, rmax=s.rmax, pays=seat.pays,
+            batch_size=s.batch_size, episodes=s.total_episodes, rmax=s.rmax, pays=seat.pays,
             payment_cost=s.payment_cost, message_vocab=s.message_vocab,
             disclose=s.disclose, seed=s.seed * 1000 + seat.index + 1, options=seat.spec.options,
             deadlines=Deadlines(policy=seat.spec.deadline or s.deadline, step_timeout_s=s.step_timeout_s,
@@ -396,7 +401,7 @@ class Arena:
                 self.ledger.refused[seat.index] += 1
                 pending.future.set_result(None)
             return
-        if message.type == "ready" and content.episode == self.settings.episodes - 1:
+        if message.type == "ready" and content.episode == self.settings.total_episodes - 1:
             seat.finished = True
         pending.future.set_result(content)
 
@@ -480,15 +485,16 @@ class Arena:
         await self._lobby_full.wait()
         self.started = True
         self.writer.start(self.settings, self.seats_config(), self.run_id, self.address)
-        for episode in range(self.settings.episodes):
-            await self._play_episode(episode)
+        for episode, evaluate in enumerate(self.settings.schedule()):
+            await self._play_episode(episode, evaluate)
             self.episodes_done = episode + 1
+            self.trained += not evaluate
 
     def seats_config(self) -> list[dict[str, Any]]:
         return [{"seat": s.index, **s.spec.model_dump(), "joined_as": s.name, "implementation": s.implementation,
                  "pays": s.pays} for s in self.seats]
 
-    async def _play_episode(self, episode: int) -> None:
+    async def _play_episode(self, episode: int, evaluate: bool) -> None:
         game, batch, n = self.game, self.settings.batch_size, self.game.n_agents
         started = time.perf_counter()
         seeds = np.random.SeedSequence([self.settings.seed, episode]).generate_state(batch, np.uint64)
@@ -510,7 +516,7 @@ class Arena:
         for t in range(game.max_steps):
             futures = self._expect(self.seats, "act", episode, t)
             for seat, observe in zip(self.seats, self._observations(episode, t, obs, memory, active, terminated,
-                                                                    timeout)):
+                                                                    timeout, evaluate)):
                 await self._send(seat.identity, observe)
             acts = await self._collect("act", futures, timeout)
             actions = np.stack([acts[i].actions.astype(np.int64) if acts[i] is not None else
@@ -548,23 +554,27 @@ class Arena:
                 break
         summary = self._summary(episode, extrinsic_sum, received_sum, given_sum, length, event_sums,
                                 time.perf_counter() - started)
+        summary.update(evaluate=evaluate, trained=self.trained)
         summary["deadline_misses"] = {s.spec.name: s.deadline_misses - before
                                       for s, before in zip(self.seats, misses_before)}
-        ledger_record = self.ledger.episode_record(episode, self.names)
-        last = episode == self.settings.episodes - 1
+        ledger_record = {**self.ledger.episode_record(episode, self.names), "evaluate": evaluate,
+                         "trained": self.trained}
+        last = episode == self.settings.total_episodes - 1
         futures = self._expect(self.seats, "ready", episode, 0)
-        finals = self._observations(episode, int(length.max()), obs, memory, active, terminated, None)
+        finals = self._observations(episode, int(length.max()), obs, memory, active, terminated, None, evaluate)
         for seat, final in zip(self.seats, finals):
-            await self._send(seat.identity, EpisodeEnd(episode=episode, final=final, summary=summary, last=last))
+            await self._send(seat.identity, EpisodeEnd(episode=episode, final=final, summary=summary, last=last,
+                                                        evaluate=evaluate))
         self.writer.episode(summary, ledger_record)
         await self._collect("ready", futures, None)
 
     def _observations(self, episode: int, t: int, obs: list[np.ndarray], memory: StepMemory, active: np.ndarray,
-                      terminated: np.ndarray, deadline: float | None) -> list[Observe]:
+                      terminated: np.ndarray, deadline: float | None, evaluate: bool) -> list[Observe]:
         """One `observe` per seat; what all seats share is computed once (the hot path of a run)."""
         game, disclose = self.game, self.settings.disclose
         visibility, masks = game.visibility(), game.action_masks()
         shared = {"episode": episode, "t": t, "active": active, "terminated": terminated, "deadline_s": deadline,
+                  "evaluate": evaluate,
                   "actions": memory.actions if "actions" in disclose else None,
                   "rewards": memory.extrinsic if "rewards" in disclose else None,
                   "observations": obs if "observations" in disclose else None,

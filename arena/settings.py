@@ -31,7 +31,10 @@ class ArenaSettings(BaseModel):
     game: str = "ipd"
     params: dict[str, Any] = Field(default_factory=dict, description="the game's parameters")
     batch_size: int = Field(64, ge=1, le=65536, description="B: copies of the game stepped at once")
-    episodes: int = Field(100, ge=1)
+    episodes: int = Field(100, ge=1, description="training episodes (batched) to play")
+    eval_every: int = Field(0, ge=0, description="after every this many training episodes, play evaluation "
+                            "episodes (no exploration, no learning); 0 = none")
+    eval_episodes: int = Field(1, ge=1, description="batched evaluation episodes each time (B copies each)")
     seed: int = Field(0, ge=0)
     rmax: float = Field(0.0, ge=0.0, description="largest incentive one agent may pay another per step; 0 = off")
     payment_cost: float = Field(0.0, ge=0.0, description="fraction of each payment deducted from the giver")
@@ -43,6 +46,20 @@ class ArenaSettings(BaseModel):
     heartbeat_timeout_s: float = Field(5.0, gt=0, description="silence after which an agent counts as lost")
     address: str = Field("tcp://127.0.0.1:*", description="where the arena binds; * picks a free port")
     sign: bool = Field(False, description="require HMAC-SHA256 signatures (key in the connection file)")
+
+    def schedule(self) -> list[bool]:
+        """Whether each episode the arena plays is an evaluation episode, in order of play."""
+        plan: list[bool] = []
+        for trained in range(1, self.episodes + 1):
+            plan.append(False)
+            if self.eval_every and trained % self.eval_every == 0:
+                plan.extend([True] * self.eval_episodes)
+        return plan
+
+    @property
+    def total_episodes(self) -> int:
+        """Training plus evaluation episodes: how many the run plays in all."""
+        return self.episodes + (self.episodes // self.eval_every * self.eval_episodes if self.eval_every else 0)
 
     @field_validator("disclose")
     @classmethod

@@ -82,7 +82,8 @@ def dump_toml(config: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def seed_config(variant: str, seed: int, episodes: int | None, out: Path) -> dict[str, Any]:
+def seed_config(variant: str, seed: int, episodes: int | None, out: Path,
+                batch_size: int | None = None) -> dict[str, Any]:
     with open(EXAMPLES / f"{variant}.toml", "rb") as f:
         config = tomllib.load(f)
     config.setdefault("run", {})
@@ -91,6 +92,8 @@ def seed_config(variant: str, seed: int, episodes: int | None, out: Path) -> dic
     config["arena"]["seed"] = seed
     if episodes:
         config["arena"]["episodes"] = episodes
+    if batch_size:
+        config["arena"]["batch_size"] = batch_size
     return config
 
 
@@ -104,14 +107,20 @@ def mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
-def score(variant: str, config: dict[str, Any], episodes: list[dict[str, Any]]) -> dict[str, Any]:
-    """Metrics over the last 10% of training episodes (each already a mean over the B copies)."""
+def score(variant: str, config: dict[str, Any], played: list[dict[str, Any]]) -> dict[str, Any]:
+    """Metrics over the last 10% of training episodes (each already a mean over the B copies), and the
+    collective return of the evaluation episodes (ε = 0, `eval_every`) played in that stretch."""
+    episodes = [e for e in played if not e.get("evaluate")]
     tail = episodes[-max(1, round(len(episodes) * LAST_FRACTION)):]
     names = [a["name"] for a in config["agents"]]
     kinds = {a["name"]: a["kind"] for a in config["agents"]}
     m: dict[str, Any] = {"episodes": len(episodes),
                          "collective": mean([e["collective_return"] for e in tail]),
                          "collective_first10": mean([e["collective_return"] for e in episodes[:len(tail)]])}
+    evaluations = [e for e in played if e.get("evaluate") and e["trained"] >= tail[0]["trained"]]
+    if evaluations:
+        m["eval_collective"] = mean([e["collective_return"] for e in evaluations])
+        m["eval_episodes"] = len(evaluations)
     incentives = {n: mean([e["incentives_received"].get(n, 0.0) for e in tail]) for n in names}
     m["incentives_received"] = incentives
     if config["arena"]["game"] == "ipd":
@@ -148,21 +157,25 @@ class Run:
     error: str | None = None
 
 
-def finished_dir(out: Path, run: Run, episodes: int) -> Path | None:
-    """A complete earlier run directory of this variant and seed under `out` (for --reuse)."""
+def finished_dir(out: Path, run: Run, arena: dict[str, Any]) -> Path | None:
+    """A complete earlier run directory of this variant and seed under `out` with the episodes and batch
+    size of `arena` (for --reuse)."""
     for d in sorted(out.glob(f"{run.variant}_s{run.seed}-*"), reverse=True):
         try:
-            result = json.loads((d / "result.json").read_text())
-        except (OSError, ValueError):
+            complete = json.loads((d / "result.json").read_text()).get("status") == "complete"
+            batch = json.loads((d / "run.json").read_text())["arena"]["batch_size"]
+            trained = sum(not e.get("evaluate") for e in read_jsonl(d / "episodes.jsonl"))
+        except (OSError, ValueError, KeyError):
             continue
-        if result.get("status") == "complete" and result.get("episodes") == episodes:
+        if complete and trained == arena["episodes"] and batch == arena.get("batch_size", 64):
             return d
     return None
 
 
-def launch(run: Run, episodes: int | None, out: Path, timeout: float, reuse: bool = False) -> Run:
-    config = seed_config(run.variant, run.seed, episodes, out)
-    if reuse and (old := finished_dir(out, run, config["arena"]["episodes"])) is not None:
+def launch(run: Run, episodes: int | None, batch_size: int | None, out: Path, timeout: float,
+           reuse: bool = False) -> Run:
+    config = seed_config(run.variant, run.seed, episodes, out, batch_size)
+    if reuse and (old := finished_dir(out, run, config["arena"])) is not None:
         result = json.loads((old / "result.json").read_text())
         run.arena_wall_s = run.wall_s = result.get("wall_time_s")
         run.metrics = score(run.variant, config, read_jsonl(old / "episodes.jsonl"))
@@ -207,6 +220,20 @@ def count_ok(runs: list[Run], pred) -> tuple[int, int]:
     return sum(1 for r in ok if pred(r.metrics)), len(ok)
 
 
+def judged(m: dict[str, Any]) -> float:
+    """The collective return a target is judged on: evaluation episodes (ε = 0, as in the paper) where
+    the run has them, else training episodes."""
+    return m.get("eval_collective", m["collective"])
+
+
+def basis(rs: list[Run]) -> str:
+    ok = [r for r in rs if r.status == "ok"]
+    evaluated = sum("eval_collective" in r.metrics for r in ok)
+    if evaluated == len(ok):
+        return "evaluation episodes, ε = 0"
+    return "training returns" if not evaluated else f"evaluation in {evaluated}/{len(ok)} runs, else training"
+
+
 def targets(runs: list[Run]) -> list[str]:
     """One line per target with the measured figures."""
     by: dict[str, list[Run]] = {}
@@ -219,19 +246,22 @@ def targets(runs: list[Run]) -> list[str]:
         return f"wall {min(ok):.0f}–{max(ok):.0f} s" if ok else "no finished run"
 
     if "er21_lio" in by:
-        k, n = count_ok(by["er21_lio"], lambda m: m["collective"] >= 8.0)
+        k, n = count_ok(by["er21_lio"], lambda m: judged(m) >= 8.0)
         lines.append(f"ER(2,1) lio collective ≥ 8.0 in ≥ 8/10 seeds: {k}/{n} "
-                     f"{'PASS' if n and k >= 0.8 * n else 'MISS'} ({walls(by['er21_lio'])})")
+                     f"{'PASS' if n and k >= 0.8 * n else 'MISS'} ({basis(by['er21_lio'])}; "
+                     f"{walls(by['er21_lio'])})")
     if "er21_pg" in by:
-        k, n = count_ok(by["er21_pg"], lambda m: m["collective"] <= 0.0)
-        lines.append(f"ER(2,1) pg collective ≤ 0 in every seed: {k}/{n} {'PASS' if n and k == n else 'MISS'}")
+        k, n = count_ok(by["er21_pg"], lambda m: judged(m) <= 0.0)
+        lines.append(f"ER(2,1) pg collective ≤ 0 in every seed: {k}/{n} {'PASS' if n and k == n else 'MISS'} "
+                     f"({basis(by['er21_pg'])})")
     if "er32_lio" in by:
-        k, n = count_ok(by["er32_lio"], lambda m: m["collective"] >= 6.5)
+        k, n = count_ok(by["er32_lio"], lambda m: judged(m) >= 6.5)
         lines.append(f"ER(3,2) lio collective ≥ 6.5 in ≥ 7/10 seeds: {k}/{n} "
-                     f"{'PASS' if n and k >= 0.7 * n else 'MISS'} ({walls(by['er32_lio'])})")
+                     f"{'PASS' if n and k >= 0.7 * n else 'MISS'} ({basis(by['er32_lio'])}; "
+                     f"{walls(by['er32_lio'])})")
     if "er32_pg" in by:
-        k, n = count_ok(by["er32_pg"], lambda m: m["collective"] <= 0.0)
-        lines.append(f"ER(3,2) pg collective ≤ 0: {k}/{n}")
+        k, n = count_ok(by["er32_pg"], lambda m: judged(m) <= 0.0)
+        lines.append(f"ER(3,2) pg collective ≤ 0: {k}/{n} ({basis(by['er32_pg'])})")
     if "ipd_lio" in by:
         ok = [r.metrics["collective_per_step"] for r in by["ipd_lio"] if r.status == "ok"]
         k, n = count_ok(by["ipd_lio"], lambda m: m["collective_per_step"] >= -2.3)
@@ -281,7 +311,8 @@ def row(r: Run) -> str:
     if r.status != "ok":
         extra = (r.error or "").replace("\n", " ")[:200]
     return (f"| {r.experiment} | {r.variant} | {r.seed} | {r.status} | {m.get('episodes', '–')} | "
-            f"{fmt(m.get('collective_first10'))} | {fmt(m.get('collective'))} | {fmt(r.wall_s, 0)} | {extra} |")
+            f"{fmt(m.get('collective_first10'))} | {fmt(m.get('collective'))} | {fmt(m.get('eval_collective'))} | "
+            f"{fmt(r.wall_s, 0)} | {extra} |")
 
 
 def write_results(runs: list[Run], meta: dict[str, Any], path_stem: Path) -> str:
@@ -289,13 +320,14 @@ def write_results(runs: list[Run], meta: dict[str, Any], path_stem: Path) -> str
     md = ["# LIO benchmark (real arena processes)", "",
           f"{meta['when']} · {meta['machine']} · jobs {meta['jobs']} · "
           f"metric: mean over the last {int(LAST_FRACTION * 100)}% of training episodes (each a mean over "
-          "B copies); collective = summed extrinsic return", "", "## Targets", ""]
+          "B copies), and over the evaluation episodes (ε = 0) played in that stretch; collective = summed "
+          "extrinsic return; ER targets are judged on evaluation where a run has it", "", "## Targets", ""]
     md += [f"- {line}" for line in targets(done)]
     if meta.get("notes"):
         md += ["", "## Notes", "", meta["notes"].strip()]
     md += ["", "## Runs", "",
            "| experiment | variant | seed | status | episodes | collective first 10% | collective last 10% "
-           "| wall s | details |", "|---|---|---|---|---|---|---|---|---|"]
+           "| evaluation last 10% | wall s | details |", "|---|---|---|---|---|---|---|---|---|---|"]
     md += [row(r) for r in done]
     text = "\n".join(md) + "\n"
     path_stem.parent.mkdir(parents=True, exist_ok=True)
@@ -322,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0 … n−1")
     parser.add_argument("--seed-list", type=int, nargs="+", help="explicit seeds (overrides --seeds)")
     parser.add_argument("--episodes", type=int, help="override each config's [arena] episodes")
+    parser.add_argument("--batch-size", type=int, help="override each config's [arena] batch_size")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per run")
     parser.add_argument("--out", type=Path, help="parent of the run directories (default: a temp dir)")
@@ -345,14 +378,15 @@ def main(argv: list[str] | None = None) -> int:
             "notes": args.notes.read_text(encoding="utf-8") if args.notes else None}
     print(f"{len(runs)} runs, {args.jobs} at a time; run directories under {out}", flush=True)
     if args.only_existing:
-        runs = [r for r in runs if finished_dir(out, r, seed_config(r.variant, r.seed, args.episodes, out)
-                                                ["arena"]["episodes"]) is not None]
+        runs = [r for r in runs if finished_dir(out, r, seed_config(r.variant, r.seed, args.episodes, out,
+                                                                    args.batch_size)["arena"]) is not None]
         args.reuse = True
     previous = load_previous(args.results) if not args.fresh else []
     keys = {(r.variant, r.seed) for r in runs}
     kept = [r for r in previous if (r.variant, r.seed) not in keys]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(launch, r, args.episodes, out, args.timeout, args.reuse) for r in runs]
+        futures = [pool.submit(launch, r, args.episodes, args.batch_size, out, args.timeout, args.reuse)
+                   for r in runs]
         finished: list[Run] = []
         for fut in as_completed(futures):
             r = fut.result()

@@ -44,6 +44,7 @@ class Run:
     names: list[str]
     episodes: list[dict[str, Any]]
     ledger: list[dict[str, Any]]
+    evaluations: list[dict[str, Any]]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -75,10 +76,14 @@ def load_run(run_dir: Path | str) -> Run:
     if not episodes:
         raise PlotError(f"{path} has no finished episode yet (episodes.jsonl is empty)")
     arena = info.get("arena", {})
+    training = [record for record in episodes if not record.get("evaluate")]
+    if not training:
+        raise PlotError(f"{path} has no finished training episode yet (only evaluation episodes)")
     return Run(path=path, game=arena.get("game", ""), params=arena.get("params", {}),
                batch_size=int(arena.get("batch_size", episodes[0].get("batch_size", 1))),
                names=[seat["name"] for seat in info.get("seats", [])] or list(episodes[0]["returns"]),
-               episodes=episodes, ledger=read_jsonl(path / "ledger.jsonl"))
+               episodes=training, evaluations=[record for record in episodes if record.get("evaluate")],
+               ledger=[record for record in read_jsonl(path / "ledger.jsonl") if not record.get("evaluate")])
 
 
 def _as_run(source: Run | Path | str) -> Run:
@@ -100,8 +105,13 @@ def auto_window(n_episodes: int) -> int:
     return max(1, n_episodes // 50)
 
 
+def training_episode(record: dict[str, Any]) -> int:
+    """x of a record: training episodes played before it (runs with evaluation interleave other episodes)."""
+    return record.get("trained", record["episode"])
+
+
 def episode_numbers(run: Run) -> np.ndarray:
-    return np.array([record["episode"] for record in run.episodes])
+    return np.array([training_episode(record) for record in run.episodes])
 
 
 def per_agent(run: Run, key: str) -> dict[str, np.ndarray]:
@@ -202,8 +212,13 @@ def plot_returns(run: Run, window: int, out: Path) -> Path:
     x = episode_numbers(run)
     fig, (collective, agents) = _figure(2, 2, "Extrinsic returns\n" + _subtitle(run, window))
     collective_return = np.array([record["collective_return"] for record in run.episodes], dtype=float)
-    _curve(collective, x, collective_return, window, "collective", color="black")
-    _finish(collective, "Collective extrinsic return (sum over agents)", "return per episode", legend=False)
+    _curve(collective, x, collective_return, window, "collective (training)", color="black")
+    if run.evaluations:
+        collective.plot([training_episode(record) for record in run.evaluations],
+                        [record["collective_return"] for record in run.evaluations], "o", markersize=3,
+                        color="tab:red", label="collective (evaluation, ε = 0)")
+    _finish(collective, "Collective extrinsic return (sum over agents)", "return per episode",
+            legend=bool(run.evaluations))
     for name, values in per_agent(run, "returns").items():
         _curve(agents, x, values, window, name)
     _finish(agents, "Each agent's extrinsic return", "return per episode")
@@ -216,7 +231,7 @@ def plot_incentives_by_action(run: Run, window: int, out: Path) -> Path | None:
     data = incentives_by_action(run)
     if not data or not any(values.any() for by_action in data.values() for values in by_action.values()):
         return None
-    x = np.array([record["episode"] for record in run.ledger])
+    x = np.array([training_episode(record) for record in run.ledger])
     fig, axes = _figure(len(data), 3, "Incentives received per action type\n" + _subtitle(run, window))
     for ax, (recipient, by_action) in zip(axes, data.items()):
         for action, values in by_action.items():

@@ -118,7 +118,7 @@ class Launch:
     def follow(self) -> None:
         """Show progress from episodes.jsonl until the arena exits (or Ctrl-C)."""
         episodes_file = self.run_dir / "episodes.jsonl"
-        total = self.config.arena.episodes
+        total = self.config.arena.total_episodes
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("collective {task.fields[collective]}"), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=False) as progress:
@@ -177,11 +177,13 @@ def _wait(process: subprocess.Popen, timeout: float) -> bool:
 
 
 def summary_table(run_dir: Path) -> Table | None:
-    """Per agent: mean return and incentives over the last 10% of episodes."""
+    """Per agent: mean return and incentives over the last 10% of training episodes (and the collective
+    return of the evaluation episodes among them, where the run has any)."""
     path = run_dir / "episodes.jsonl"
     if not path.exists():
         return None
-    episodes = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    played = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    episodes = [e for e in played if not e.get("evaluate")]
     if not episodes:
         return None
     window = episodes[-max(1, len(episodes) // 10):]
@@ -195,6 +197,11 @@ def summary_table(run_dir: Path) -> Table | None:
     collective = sum(e["collective_return"] for e in window) / len(window)
     per_step = sum(e["collective_per_step"] for e in window) / len(window)
     table.add_row("[bold]collective", f"[bold]{collective:.3f}", "", f"per step {per_step:.3f}")
+    evaluations = [e for e in played if e.get("evaluate") and e["trained"] >= window[0]["trained"]]
+    if evaluations:
+        evaluated = sum(e["collective_return"] for e in evaluations) / len(evaluations)
+        table.add_row("[bold]collective, evaluation", f"[bold]{evaluated:.3f}", "",
+                      f"{len(evaluations)} evaluation episode(s), ε = 0")
     return table
 
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"
 #: Capabilities an agent may declare in `hello`.
 CAPABILITIES = ("incentives", "messages")
 #: Information channels a run may disclose about other agents.
@@ -75,6 +75,7 @@ class Welcome(Content):
     action_names: list[list[str]]
     episode_length: int
     batch_size: int
+    #: every batched episode the arena will play, evaluation episodes included
     episodes: int
     rmax: float
     pays: bool
@@ -116,6 +117,8 @@ class Observe(Content):
     messages: np.ndarray | None = None
     state: np.ndarray | None = None
     deadline_s: float | None = None
+    #: 1.1: an evaluation episode: act without exploration (ε = 0) and do not learn from it.
+    evaluate: bool = False
 
 
 class Act(Content):
@@ -155,6 +158,8 @@ class EpisodeEnd(Content):
     final: Observe
     summary: dict[str, Any]
     last: bool
+    #: 1.1: this was an evaluation episode (no learning from it).
+    evaluate: bool = False
 
 
 class Ready(Content):

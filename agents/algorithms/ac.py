@@ -80,7 +80,8 @@ class ActorCritic(LearningAlgorithm):
         obs = self.obs_tensor(view.obs)
         extra = self.step_extra(view)
         logits = self.policy(obs) if extra is None else self.policy(obs, extra)
-        return sample_mixed(logits, self.epsilon.value, self.gen).cpu().numpy()
+        eps = 0.0 if view.evaluate else self.epsilon.value  # evaluation: no exploration (§1.1)
+        return sample_mixed(logits, eps, self.gen).cpu().numpy()
 
     def end_episode(self, trajectory: Trajectory, summary: dict[str, Any]) -> dict[str, float]:
         tt = TrajectoryTensors(trajectory, self.device, self.info.max_steps)

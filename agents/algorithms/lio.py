@@ -188,7 +188,8 @@ class LIO(LearningAlgorithm):
     @torch.no_grad()
     def act(self, view: StepView) -> np.ndarray:
         logits = self.policy(self.obs_tensor(view.obs))
-        return sample_mixed(logits, self.epsilon.value, self.gen).cpu().numpy()
+        eps = 0.0 if view.evaluate else self.epsilon.value  # evaluation: no exploration (§1.1)
+        return sample_mixed(logits, eps, self.gen).cpu().numpy()
 
     @torch.no_grad()
     def pay(self, view: StepView, joint_action: np.ndarray) -> np.ndarray:

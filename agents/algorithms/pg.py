@@ -59,7 +59,8 @@ class PolicyGradient(LearningAlgorithm):
     @torch.no_grad()
     def act(self, view: StepView) -> np.ndarray:
         logits = self.policy(self.obs_tensor(view.obs))
-        return sample_mixed(logits, self.epsilon.value, self.gen).cpu().numpy()
+        eps = 0.0 if view.evaluate else self.epsilon.value  # evaluation: no exploration (§1.1)
+        return sample_mixed(logits, eps, self.gen).cpu().numpy()
 
     def learning_reward(self, traj: Trajectory, tt: TrajectoryTensors) -> torch.Tensor:
         """The reward PG maximises: total reward (extrinsic + incentives received)."""

@@ -153,13 +153,16 @@ class Launch:
                             collective=f"{lines[-1]['collective_return']:.3f}")
         return offset + len(complete.encode("utf-8"))
 
-    def stop(self, grace_s: float = 3.0) -> None:
-        """Stop the arena (it says goodbye to the agents), then whatever is left."""
+    def stop(self, arena_grace_s: float = 3.0, agents_grace_s: float = 10.0) -> None:
+        """Stop the arena (it says goodbye to the agents), then whatever is left. The agents share one
+        grace period long enough for a last update, a final checkpoint and a teardown on a loaded machine:
+        a run that completed should not end by terminating its agents."""
         if self.arena is not None and self.arena.poll() is None:
             self.arena.send_signal(signal.SIGTERM)
-            _wait(self.arena, grace_s)
+            _wait(self.arena, arena_grace_s)
+        deadline = time.monotonic() + agents_grace_s
         for process in self.agents.values():
-            _wait(process, grace_s)
+            _wait(process, max(0.0, deadline - time.monotonic()))
         for process in [self.arena, *self.agents.values()]:
             if process is not None and process.poll() is None:
                 process.terminate()

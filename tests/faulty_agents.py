@@ -64,3 +64,13 @@ class Dawdler(Algorithm):
         if view.t == 1:
             time.sleep(0.6)
         return np.ones(len(view.obs), dtype=np.int64)
+
+
+class SlowCloser(Algorithm):
+    """Always defects and takes 5 s to close, as a teardown on a loaded machine can."""
+
+    def act(self, view: StepView) -> np.ndarray:
+        return np.ones(len(view.obs), dtype=np.int64)
+
+    def close(self) -> None:
+        time.sleep(5.0)

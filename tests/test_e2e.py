@@ -169,6 +169,12 @@ def test_ctrl_c_stops_every_process_and_keeps_finished_episodes(tmp_path: Path, 
     assert all(math.isfinite(e["collective_return"]) for e in episodes)
 
 
+def test_agents_that_close_slowly_after_a_complete_run_are_not_killed(ipd_run) -> None:
+    finished = ipd_run("always-cooperate", "tests.faulty_agents:SlowCloser")
+    assert finished.code == 0, finished.output
+    assert "ended with" not in finished.output, finished.output
+
+
 def test_trajectories_flag_termination_apart_from_truncation(tmp_path: Path) -> None:
     # ER(2,1) with seat 0 always at the lever (action 0) and seat 1 always to the door (action 2):
     # the door opens and the episode terminates at the first step, in every copy.

@@ -15,8 +15,9 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-#: The information channels a run may disclose about other agents (design.md, "Disclosure").
-DISCLOSURES = ("actions", "rewards", "observations", "payments", "messages", "state")
+from protocols.messages import DISCLOSURES
+
+__all__ = ["DISCLOSURES", "Algorithm", "SeatInfo", "StepView", "Trajectory"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,12 @@ class SeatInfo:
     device: str = "cpu"
     options: dict[str, Any] = field(default_factory=dict)
     run_dir: str | None = None
+    #: Axis order of an image (rank-3) observation: "HWC" or "CHW"; None for flat observations.
+    observation_layout: str | None = None
+    #: The same for each agent's raw game observation (`observation_spaces`).
+    observation_layouts: list[str | None] = field(default_factory=list)
+    #: The game's no-op action code (STAY), which `others_actions` carries at t = 0; None if it has none.
+    noop_action: int | None = None
 
     @property
     def action_space(self) -> gym.Space:
@@ -70,6 +77,8 @@ class StepView:
     incentives: np.ndarray
     active: np.ndarray
     terminated: np.ndarray | None = None
+    #: the action the arena applied for this agent at t − 1 (its default action after a missed deadline)
+    played: np.ndarray | None = None
     action_mask: np.ndarray | None = None
     others_actions: np.ndarray | None = None
     others_rewards: np.ndarray | None = None
@@ -117,12 +126,19 @@ class Trajectory:
 class Algorithm(ABC):
     """Subclass this to write an agent; register it in the `arena.agents` entry-point group.
 
-    `needs` names the disclosures the algorithm cannot work without; the arena refuses the seat
-    when the run does not disclose them. `pays` = True asks for the incentive pay phase.
+    `needs` names the disclosures the algorithm cannot work without (any of `DISCLOSURES`, `visibility`
+    included); the arena refuses the seat when the run does not disclose them. `pays` = True asks for the
+    incentive pay phase.
     """
 
     needs: ClassVar[frozenset[str]] = frozenset()
     pays: ClassVar[bool] = False
+
+    @classmethod
+    def needs_for(cls, n_agents: int) -> frozenset[str]:
+        """The disclosures needed in a run of `n_agents` (checked after `welcome`, which tells N);
+        by default `needs`. An algorithm whose needs grow with N (LIO's third-party payments) overrides it."""
+        return cls.needs
 
     def setup(self, info: SeatInfo) -> None:
         """Called once after `welcome`, before the first episode."""

@@ -22,8 +22,8 @@ import zmq
 from agents.algorithm import Algorithm, SeatInfo, StepView, Trajectory
 from protocols.codec import Codec, Message
 from protocols.errors import ProtocolError
-from protocols.messages import Act, EpisodeEnd, Heartbeat, Hello, Observe, Pay, PayRequest, Ready, Welcome
-from protocols.spaces import space_from_description
+from protocols.messages import Act, Bye, EpisodeEnd, Heartbeat, Hello, Observe, Pay, PayRequest, Ready, Welcome
+from protocols.spaces import layout_of, space_from_description
 
 log = logging.getLogger("agent")
 
@@ -77,6 +77,8 @@ class TrajectoryBuffer:
     def observe(self, view: StepView) -> None:
         if self.steps:  # the previous step's outcome arrives with this view
             previous = self.steps[-1]
+            if view.played is not None:  # what the arena applied: the default action after a missed deadline
+                previous["actions"] = view.played
             previous.update(rewards=view.reward, extrinsic=view.extrinsic, incentives=view.incentives,
                             terminated=view.terminated,
                             joint_actions=view.others_actions, joint_rewards=view.others_rewards,
@@ -116,6 +118,7 @@ class TrajectoryBuffer:
 def view_from(observe: Observe) -> StepView:
     return StepView(t=observe.t, obs=observe.obs, reward=observe.reward, extrinsic=observe.extrinsic,
                     incentives=observe.incentives, active=observe.active, terminated=observe.terminated,
+                    played=observe.played,
                     action_mask=observe.action_mask,
                     others_actions=observe.actions, others_rewards=observe.rewards,
                     others_observations=observe.observations, payments=observe.payments,
@@ -152,6 +155,7 @@ class AgentRuntime:
         self.info: SeatInfo | None = None
         self._view: StepView | None = None
         self._metrics = None
+        self._arena_ended = False
         self.trained = 0
 
     # ------------------------------------------------------------------ transport
@@ -174,6 +178,7 @@ class AgentRuntime:
                                  "running? (`arena serve RUN.toml` prints the address to join)")
             limit = self.info and self.heartbeats.timeout
             if limit and self.heartbeats.arena_silent_for() > limit:
+                self._arena_ended = True
                 raise AgentError(f"the arena at {self.address} stopped answering heartbeats for "
                                  f"{self.heartbeats.arena_silent_for():.1f} s")
 
@@ -185,6 +190,10 @@ class AgentRuntime:
         try:
             self._handshake()
             return self._loop()
+        except BaseException as exc:
+            if self.info is not None and not self._arena_ended:  # seated: let the arena know now, not by timeout
+                self._send(Bye(reason=f"{self.name} stopped: {exc or type(exc).__name__}", ok=False))
+            raise
         finally:
             self.heartbeats.stop()
             self.algorithm.close()
@@ -218,11 +227,22 @@ class AgentRuntime:
             action_names=welcome.action_names, rmax=welcome.rmax, pays=welcome.pays,
             disclosed=frozenset(welcome.disclose), seed=self.seed if self.seed is not None else welcome.seed,
             device=self.device, options={**welcome.options, **self.options},
-            run_dir=str(self.out_dir) if self.out_dir else None)
+            run_dir=str(self.out_dir) if self.out_dir else None,
+            observation_layout=layout_of(welcome.observation_space),
+            observation_layouts=[layout_of(d) for d in welcome.observation_spaces],
+            noop_action=welcome.noop_action)
         log.info("%s seated at %d of %d in run %s", self.name, welcome.seat, welcome.n_agents, welcome.run_id)
+        missing = sorted(algo.needs_for(welcome.n_agents) - self.info.disclosed)
+        if missing:
+            raise AgentError(f"{self.implementation} needs others' {', '.join(missing)} with {welcome.n_agents} "
+                             f"agents; this run discloses {', '.join(welcome.disclose) or 'nothing'}: add "
+                             f"{missing} to `disclose` in the [arena] table of the run config")
         algo.setup(self.info)
         if self.resume is not None:
-            algo.load(str(self.resume))
+            try:
+                algo.load(str(self.resume))
+            except ValueError as err:  # a refused checkpoint (learners' CheckpointError) says why and what to do
+                raise AgentError(str(err)) from None
             log.info("resumed from %s", self.resume)
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -245,6 +265,7 @@ class AgentRuntime:
                 else:
                     log.warning("arena: %s%s", error.message, f" ({error.hint})" if error.hint else "")
             elif kind == "bye":
+                self._arena_ended = True
                 if message.content.ok:
                     log.info("arena said bye: %s", message.content.reason)
                     return 0

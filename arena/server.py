@@ -100,6 +100,7 @@ class StepMemory:
     """What happened at the previous step, for the next observation's disclosures."""
 
     actions: np.ndarray
+    played: np.ndarray
     extrinsic: np.ndarray
     incentives: np.ndarray
     total: np.ndarray
@@ -359,17 +360,23 @@ class Arena:
         high = np.concatenate([space.high, np.full(extra, np.inf, np.float32)])
         return gym.spaces.Box(low, high, dtype=np.float32)
 
+    def _describe_observation(self, space: gym.Space) -> dict[str, Any]:
+        """An observation space's description, with the game's axis order when it is an image."""
+        image = isinstance(space, gym.spaces.Box) and len(space.shape) == 3
+        return describe_space(space, self.game.observation_layout if image else None)
+
     def _welcome(self, seat: Seat) -> Welcome:
         s = self.settings
         return Welcome(
             run_id=self.run_id, seat=seat.index, n_agents=len(self.seats), names=self.names, game=s.game,
-            observation_space=describe_space(self._own_observation_space(seat)),
-            observation_spaces=[describe_space(sp) for sp in self.game.observation_spaces],
+            observation_space=self._describe_observation(self._own_observation_space(seat)),
+            observation_spaces=[self._describe_observation(sp) for sp in self.game.observation_spaces],
             action_spaces=[describe_space(sp) for sp in self.game.action_spaces],
             action_names=self.game.action_names, episode_length=self.game.max_steps,
             batch_size=s.batch_size, episodes=s.total_episodes, rmax=s.rmax, pays=seat.pays,
             payment_cost=s.payment_cost, message_vocab=s.message_vocab,
             disclose=s.disclose, seed=s.seed * 1000 + seat.index + 1, options=seat.spec.options,
+            noop_action=self.game.noop_action,
             deadlines=Deadlines(policy=seat.spec.deadline or s.deadline, step_timeout_s=s.step_timeout_s,
                                 heartbeat_interval_s=s.heartbeat_interval_s,
                                 heartbeat_timeout_s=s.heartbeat_timeout_s))
@@ -501,7 +508,8 @@ class Arena:
         obs = game.reset(seeds)
         self.ledger.start_episode()
         payers = [s for s in self.seats if s.pays]
-        memory = StepMemory(actions=np.full((batch, n), -1, np.int64), extrinsic=np.zeros((batch, n), np.float32),
+        before_start = np.full((batch, n), -1 if game.noop_action is None else game.noop_action, np.int64)
+        memory = StepMemory(actions=before_start, played=before_start, extrinsic=np.zeros((batch, n), np.float32),
                             incentives=np.zeros((batch, n), np.float32), total=np.zeros((batch, n), np.float32),
                             payments=np.zeros((batch, n, n), np.float32), messages=np.full((batch, n), -1, np.int64))
         active = np.ones(batch, bool)
@@ -544,8 +552,8 @@ class Arena:
             given_sum += given
             length += active
             for key, value in result.events.items():
-                event_sums[key] = event_sums.get(key, 0) + value * mask
-            memory = StepMemory(public, extrinsic.astype(np.float32), credited.astype(np.float32),
+                event_sums[key] = event_sums.get(key, 0.0) + value.astype(np.float64) * mask
+            memory = StepMemory(public, actions, extrinsic.astype(np.float32), credited.astype(np.float32),
                                 total.astype(np.float32), booked.astype(np.float32), messages)
             obs = result.obs
             terminated |= result.terminated & active
@@ -563,8 +571,8 @@ class Arena:
         futures = self._expect(self.seats, "ready", episode, 0)
         finals = self._observations(episode, int(length.max()), obs, memory, active, terminated, None, evaluate)
         for seat, final in zip(self.seats, finals):
-            await self._send(seat.identity, EpisodeEnd(episode=episode, final=final, summary=summary, last=last,
-                                                        evaluate=evaluate))
+            await self._send(seat.identity, EpisodeEnd(episode=episode, final=final, last=last, evaluate=evaluate,
+                                                        summary=self._summary_for(seat, summary)))
         self.writer.episode(summary, ledger_record)
         await self._collect("ready", futures, None)
 
@@ -572,7 +580,8 @@ class Arena:
                       terminated: np.ndarray, deadline: float | None, evaluate: bool) -> list[Observe]:
         """One `observe` per seat; what all seats share is computed once (the hot path of a run)."""
         game, disclose = self.game, self.settings.disclose
-        visibility, masks = game.visibility(), game.action_masks()
+        visibility = game.visibility() if "visibility" in disclose else None
+        masks = game.action_masks()
         shared = {"episode": episode, "t": t, "active": active, "terminated": terminated, "deadline_s": deadline,
                   "evaluate": evaluate,
                   "actions": memory.actions if "actions" in disclose else None,
@@ -592,14 +601,36 @@ class Arena:
                                       given[:, i, others].astype(np.float32)], axis=1)
             messages.append(Observe.model_construct(
                 obs=own, reward=memory.total[:, i], extrinsic=memory.extrinsic[:, i],
-                incentives=memory.incentives[:, i], visible=visibility[:, i, :],
+                incentives=memory.incentives[:, i], played=memory.played[:, i],
+                visible=visibility[:, i, :] if visibility is not None else None,
                 action_mask=masks[i] if masks is not None else None, **shared))
         return messages
 
+    def _summary_for(self, seat: Seat, summary: dict[str, Any]) -> dict[str, Any]:
+        """What `seat` may know of the episode: its own numbers, and others' only through the channels the
+        run discloses (returns with `rewards`, incentives with `payments`, game events with `state`).
+        The run directory keeps the full record."""
+        disclose, own = self.settings.disclose, self.names[seat.index]
+
+        def visible(values: dict[str, Any], channel: str) -> dict[str, Any]:
+            return dict(values) if channel in disclose else {own: values[own]}
+
+        shown = {key: value for key, value in summary.items()
+                 if key not in ("collective_return", "collective_per_step") or "rewards" in disclose}
+        shown.update(returns=visible(summary["returns"], "rewards"),
+                     incentives_received=visible(summary["incentives_received"], "payments"),
+                     incentives_given=visible(summary["incentives_given"], "payments"),
+                     events={key: visible(values, "state") for key, values in summary["events"].items()},
+                     deadline_misses={own: summary["deadline_misses"][own]})
+        return shown
+
     def _summary(self, episode: int, extrinsic: np.ndarray, received: np.ndarray, given: np.ndarray,
                  length: np.ndarray, events: dict[str, np.ndarray], wall: float) -> dict[str, Any]:
-        """Per-episode numbers, each a mean over the B copies."""
-        per_agent = lambda values: dict(zip(self.names, values.mean(axis=0).round(9).tolist()))  # noqa: E731
+        """Per-episode numbers, each a mean over the B copies, taken in float64 (a float32 mean turns 0.1
+        into 0.100000001)."""
+        def per_agent(values: np.ndarray) -> dict[str, float]:
+            return dict(zip(self.names, values.astype(np.float64).mean(axis=0).round(9).tolist()))
+
         collective = extrinsic.sum(axis=1)
         return {
             "episode": episode,

@@ -11,11 +11,12 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-PROTOCOL_VERSION = "1.1"
+PROTOCOL_VERSION = "1.2"
 #: Capabilities an agent may declare in `hello`.
 CAPABILITIES = ("incentives", "messages")
 #: Information channels a run may disclose about other agents.
-DISCLOSURES = ("actions", "rewards", "observations", "payments", "messages", "state")
+#: 1.2: `visibility` (who is inside whose view) is a channel of its own, sent only when disclosed.
+DISCLOSURES = ("actions", "rewards", "observations", "payments", "messages", "state", "visibility")
 DeadlinePolicy = Literal["wait", "default", "abort"]
 
 
@@ -85,6 +86,8 @@ class Welcome(Content):
     deadlines: Deadlines
     seed: int
     options: dict[str, Any] = {}
+    #: 1.2: the game's no-op action (STAY), which `observe.actions` and `observe.played` carry at t = 0.
+    noop_action: int | None = None
 
 
 class Lobby(Content):
@@ -107,7 +110,10 @@ class Observe(Content):
     extrinsic: np.ndarray
     incentives: np.ndarray
     active: np.ndarray
-    visible: np.ndarray
+    #: 1.2: the action the arena applied for this seat at t − 1 (the default one after a missed deadline).
+    played: np.ndarray | None = None
+    #: 1.2: only when the run discloses `visibility`.
+    visible: np.ndarray | None = None
     terminated: np.ndarray | None = None
     action_mask: np.ndarray | None = None
     actions: np.ndarray | None = None

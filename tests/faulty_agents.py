@@ -74,3 +74,33 @@ class SlowCloser(Algorithm):
 
     def close(self) -> None:
         time.sleep(5.0)
+
+
+class SlowLearner(Algorithm):
+    """Always defects and takes 30 s to learn after each episode, so the other seats wait at the barrier."""
+
+    def act(self, view: StepView) -> np.ndarray:
+        return np.ones(len(view.obs), dtype=np.int64)
+
+    def end_episode(self, trajectory, summary) -> dict:
+        time.sleep(30.0)
+        return {}
+
+
+class DawdlingRecorder(Dawdler):
+    """A Dawdler that reports the actions its trajectory holds (what the arena played for it)."""
+
+    def end_episode(self, trajectory, summary) -> dict:
+        return {"actions": trajectory.actions.tolist()}
+
+
+class FirstViewRecorder(Algorithm):
+    """Plays the no-op (or 0) and reports what it saw of the previous actions at t = 0."""
+
+    def act(self, view: StepView) -> np.ndarray:
+        if view.t == 0:
+            self.first = {"others_actions": view.others_actions.tolist(), "played": view.played.tolist()}
+        return np.full(len(view.obs), self.info.noop_action or 0, dtype=np.int64)
+
+    def end_episode(self, trajectory, summary) -> dict:
+        return {**self.first, "noop_action": self.info.noop_action}

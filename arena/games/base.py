@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -109,8 +109,14 @@ class Game(ABC):
     obs_includes_incentives_given: bool = False
     #: Default action the arena uses for a seat that misses a deadline under the `default` policy.
     default_action: int = 0
+    #: The action that does nothing (STAY, games.md §3b), shown as every agent's previous action at t = 0 so
+    #: that models fed previous actions need no remapping; None where the game has none (the arena sends -1).
+    noop_action: int | None = None
     #: Names of the actions, per agent (for renderers, plots and the human agent).
     action_names: list[list[str]]
+    #: Axis order of rank-3 observations ("HWC": height, width, channels; "CHW": channels first);
+    #: None for flat ones. Sent to agents in `welcome` so their networks never guess.
+    observation_layout: ClassVar[Literal["HWC", "CHW"] | None] = None
 
     def __init__(self, params: GameParams, batch_size: int) -> None:
         if batch_size < 1:

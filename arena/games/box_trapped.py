@@ -68,6 +68,9 @@ class BoxTrapped(Game):
     name = "box_trapped"
     Params = BoxTrappedParams
     default_action = STAY
+    noop_action = STAY
+    #: Planes `[HEIGHT, WIDTH, N_CHANNELS]` = (5, 9, 5): channels last (see `_planes`).
+    observation_layout = "HWC"
 
     def __init__(self, params: BoxTrappedParams, batch_size: int) -> None:
         super().__init__(params, batch_size)

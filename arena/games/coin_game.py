@@ -82,6 +82,9 @@ class CoinGame(Game):
     name = "coin_game"
     Params = CoinGameParams
     default_action = STAY
+    noop_action = STAY
+    #: Planes `[2N, g, g]`: channels first.
+    observation_layout = "CHW"
 
     def __init__(self, params: CoinGameParams, batch_size: int) -> None:
         super().__init__(params, batch_size)
@@ -91,6 +94,7 @@ class CoinGame(Game):
         if self._lola:
             # LOLA has no stay action; moving right is as neutral as any other default.
             self.default_action = RIGHT
+            self.noop_action = None
         n_actions = 4 if self._lola else 5
         self.observation_spaces = [gym.spaces.Box(0.0, 1.0, (2 * n, g, g), np.float32) for _ in range(n)]
         self.action_spaces = [gym.spaces.Discrete(n_actions) for _ in range(n)]

@@ -195,6 +195,9 @@ class GridworldGame(Game):
     """
 
     default_action = STAY
+    noop_action = STAY
+    #: Egocentric RGB views `[side, side, 3]`: channels last.
+    observation_layout = "HWC"
 
     def _setup(self, *, grid: GridMap, legend: dict[str, int], n_agents: int, game_actions: Sequence[int],
                view_size: int, view_rotation: ViewRotation, palette: np.ndarray, scale_obs: bool,

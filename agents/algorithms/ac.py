@@ -53,8 +53,9 @@ class ActorCritic(LearningAlgorithm):
         space, extra = info.observation_space, self.extra_dim()
         with self.seeded():
             self.policy = PolicyNet(space, n_actions(info.action_space), o.hidden, extra, o.conv_channels,
-                                    o.obs_scale).to(self.device)
-            self.critic = ValueNet(space, o.hidden, extra, o.conv_channels, o.obs_scale).to(self.device)
+                                    o.obs_scale, layout=info.observation_layout).to(self.device)
+            self.critic = ValueNet(space, o.hidden, extra, o.conv_channels, o.obs_scale,
+                                   layout=info.observation_layout).to(self.device)
         self.learner = ActorCriticLearner(self.policy, self.critic, copy.deepcopy(self.critic), o.lr_actor,
                                           o.lr_v, o.gamma, o.entropy_coeff, o.tau)
         self.epsilon = LinearSchedule(o.epsilon_start, o.epsilon_end, o.epsilon_div)

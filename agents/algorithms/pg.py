@@ -48,7 +48,8 @@ class PolicyGradient(LearningAlgorithm):
         o = self.opts
         with self.seeded():
             self.policy = PolicyNet(info.observation_space, self.policy_actions(), o.hidden,
-                                    conv_channels=o.conv_channels, obs_scale=o.obs_scale).to(self.device)
+                                    conv_channels=o.conv_channels, obs_scale=o.obs_scale,
+                                    layout=info.observation_layout).to(self.device)
         self.learner = Reinforce(self.policy, o.lr, o.gamma, o.entropy_coeff)
         self.epsilon = LinearSchedule(o.epsilon_start, o.epsilon_end, o.epsilon_div)
 

@@ -49,7 +49,7 @@ class PolicyGradientContinuousGive(PolicyGradient):
         feature_dim = sum(n for j, n in enumerate(self.action_sizes) if j != info.seat)
         with self.seeded():
             self.gift = IncentiveNet(info.observation_space, feature_dim, info.n_agents, o.gift_hidden, info.rmax,
-                                     o.conv_channels, o.obs_scale).to(self.device)
+                                     o.conv_channels, o.obs_scale, layout=info.observation_layout).to(self.device)
         self.learner.opt.add_param_group({"params": list(self.gift.parameters())})
         self._gift_x: list[torch.Tensor] = []
         self._gift_in: list[tuple[torch.Tensor, torch.Tensor]] = []

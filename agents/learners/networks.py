@@ -1,4 +1,7 @@
-"""Networks chosen from the observation space: flat Box → MLP, image Box [H, W, C] → conv, optional RNN core.
+"""Networks chosen from the observation space: flat Box → MLP, image Box → conv, optional RNN core.
+
+Image (rank-3 Box) observations come in the axis order the arena declares for the game, "HWC"
+(channels last) or "CHW" (channels first), passed to every net as `layout`; it is never guessed.
 
 Every net takes observations with any number of leading dims (`[B, ...]` when acting, `[T, B, ...]`
 when learning), so the same module serves the hot path and the batched update (algorithms.md §1.4).
@@ -15,13 +18,27 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from protocols.spaces import LAYOUTS
+
 RecurrentKind = Literal["lstm", "gru"]
 RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
 def is_image(space: gym.Space) -> bool:
-    """Image observations are Box spaces of rank 3, laid out [H, W, C] as the games deliver them."""
+    """Image observations are Box spaces of rank 3; their axis order ("HWC" or "CHW") is not part of
+    the space but declared by the arena per game (`SeatInfo.observation_layout`), see `image_dims`."""
     return isinstance(space, gym.spaces.Box) and len(space.shape) == 3
+
+
+def image_dims(space: gym.Space, layout: str | None) -> tuple[int, int, int]:
+    """(C, H, W) of an image space laid out as `layout`; ValueError if the layout is missing or unknown."""
+    if layout is None:
+        raise ValueError(f"image observation space {space!r} has no declared layout: the arena must "
+                         "declare the observation layout (HWC or CHW); it is never guessed")
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown observation layout {layout!r}; expected HWC or CHW")
+    a, b, c = (int(d) for d in space.shape)
+    return (c, a, b) if layout == "HWC" else (a, b, c)
 
 
 def flat_dim(space: gym.Space) -> int:
@@ -56,17 +73,22 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int | None, out_bias: bool 
 
 class Encoder(nn.Module):
     """Observation → features: conv (one 3×3 layer, LIO/MOA style) for images, identity for flat obs,
-    then one dense ReLU layer of width `width`."""
+    then one dense ReLU layer of width `width`.
+
+    Images need `layout` ("HWC" or "CHW"): HWC input is permuted to NCHW for the conv, CHW is fed as
+    is. Flat observations ignore it.
+    """
 
     def __init__(self, space: gym.Space, width: int, conv_channels: int = 6, conv_padding: str = "same",
-                 obs_scale: float | None = None) -> None:
+                 obs_scale: float | None = None, *, layout: str | None = None) -> None:
         super().__init__()
         self.image = is_image(space)
         self.obs_shape = tuple(space.shape) if isinstance(space, gym.spaces.Box) else (flat_dim(space),)
         uint8 = isinstance(space, gym.spaces.Box) and space.dtype == np.uint8
         self.scale = obs_scale if obs_scale is not None else (1.0 / 255.0 if uint8 else 1.0)
+        self.layout = layout if self.image else None
         if self.image:
-            h, w, c = self.obs_shape
+            c, h, w = image_dims(space, layout)
             self.conv: nn.Module = nn.Conv2d(c, conv_channels, 3, stride=1, padding=conv_padding)
             ho, wo = (h, w) if conv_padding == "same" else (h - 2, w - 2)
             in_dim = ho * wo * conv_channels
@@ -80,7 +102,7 @@ class Encoder(nn.Module):
         lead = obs.shape[: obs.dim() - len(self.obs_shape)]
         x = as_float(obs.reshape(-1, *self.obs_shape)) * self.scale
         if self.image:
-            x = F.relu(self.conv(x.permute(0, 3, 1, 2)))
+            x = F.relu(self.conv(x.permute(0, 3, 1, 2) if self.layout == "HWC" else x))
         return F.relu(self.dense(x.flatten(1))).reshape(*lead, -1)
 
 
@@ -92,9 +114,9 @@ class PolicyNet(nn.Module):
     """
 
     def __init__(self, space: gym.Space, n_out: int, hidden: Sequence[int], extra_dim: int = 0,
-                 conv_channels: int = 6, obs_scale: float | None = None) -> None:
+                 conv_channels: int = 6, obs_scale: float | None = None, *, layout: str | None = None) -> None:
         super().__init__()
-        self.encoder = Encoder(space, hidden[0], conv_channels, obs_scale=obs_scale)
+        self.encoder = Encoder(space, hidden[0], conv_channels, obs_scale=obs_scale, layout=layout)
         self.head = mlp(hidden[0] + extra_dim, hidden[1:], n_out)
         self.extra_dim = extra_dim
 
@@ -111,8 +133,8 @@ class ValueNet(PolicyNet):
     """A PolicyNet with one output, squeezed: V(o)."""
 
     def __init__(self, space: gym.Space, hidden: Sequence[int], extra_dim: int = 0, conv_channels: int = 6,
-                 obs_scale: float | None = None) -> None:
-        super().__init__(space, 1, hidden, extra_dim, conv_channels, obs_scale)
+                 obs_scale: float | None = None, *, layout: str | None = None) -> None:
+        super().__init__(space, 1, hidden, extra_dim, conv_channels, obs_scale, layout=layout)
 
     def forward(self, obs: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         return super().forward(obs, extra).squeeze(-1)
@@ -126,11 +148,12 @@ class IncentiveNet(nn.Module):
     """
 
     def __init__(self, space: gym.Space, action_dim: int, n_out: int, hidden: Sequence[int], rmax: float,
-                 conv_channels: int = 6, obs_scale: float | None = None) -> None:
+                 conv_channels: int = 6, obs_scale: float | None = None, *, layout: str | None = None) -> None:
         super().__init__()
         self.rmax = rmax
         if is_image(space):
-            self.encoder: nn.Module | None = Encoder(space, hidden[0], conv_channels, obs_scale=obs_scale)
+            self.encoder: nn.Module | None = Encoder(space, hidden[0], conv_channels, obs_scale=obs_scale,
+                                                     layout=layout)
             self.head = mlp(hidden[0] + action_dim, hidden[1:], n_out, out_bias=False)
             self.obs_dims = len(space.shape)
         else:
@@ -154,9 +177,10 @@ class RecurrentActorCritic(nn.Module):
     """
 
     def __init__(self, space: gym.Space, n_actions: int, hidden: Sequence[int], core: RecurrentKind = "lstm",
-                 core_size: int = 128, conv_channels: int = 6, obs_scale: float | None = None) -> None:
+                 core_size: int = 128, conv_channels: int = 6, obs_scale: float | None = None, *,
+                 layout: str | None = None) -> None:
         super().__init__()
-        self.encoder = Encoder(space, hidden[0], conv_channels, obs_scale=obs_scale)
+        self.encoder = Encoder(space, hidden[0], conv_channels, obs_scale=obs_scale, layout=layout)
         self.fc = mlp(hidden[0], hidden[1:], None)
         rnn_in = hidden[-1]
         self.kind = core

@@ -18,7 +18,8 @@ def seat_info(seat: int = 0, n_agents: int = 2, obs_dim: int = 3, own_obs_dim: i
     own = gym.spaces.Box(0.0, np.inf, (own_obs_dim or obs_dim,), np.float32)
     return SeatInfo(seat=seat, n_agents=n_agents, names=[f"a{i}" for i in range(n_agents)],
                     batch_size=batch_size, max_steps=max_steps, game=game, observation_space=own,
-                    observation_spaces=[box] * n_agents,
+                    observation_spaces=[box] * n_agents, observation_layout=None,
+                    observation_layouts=[None] * n_agents,
                     action_spaces=[gym.spaces.Discrete(n_actions)] * n_agents,
                     action_names=[[f"act{k}" for k in range(n_actions)]] * n_agents, rmax=rmax, pays=True,
                     disclosed=frozenset({"actions", "rewards", "observations", "payments"}), seed=seed,

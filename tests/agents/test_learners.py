@@ -141,12 +141,12 @@ def test_checkpoint_round_trip_restores_identical_actions(cls: type[Any], tmp_pa
 
 def test_networks_follow_the_observation_space() -> None:
     image = gym.spaces.Box(0, 255, (7, 7, 3), np.uint8)
-    policy = PolicyNet(image, 6, [64, 64])
+    policy = PolicyNet(image, 6, [64, 64], layout="HWC")
     x = torch.randint(0, 255, (5, 4, 7, 7, 3), dtype=torch.uint8)
     assert policy(x).shape == (5, 4, 6)
-    incentive = IncentiveNet(image, 2, 2, [64, 64], rmax=2.0)
+    incentive = IncentiveNet(image, 2, 2, [64, 64], rmax=2.0, layout="HWC")
     out = incentive(x, torch.zeros(5, 4, 2))
     assert out.shape == (5, 4, 2) and float(out.detach().max()) <= 2.0
-    lstm = RecurrentActorCritic(image, 6, [32, 32], core="lstm", core_size=16)
+    lstm = RecurrentActorCritic(image, 6, [32, 32], core="lstm", core_size=16, layout="HWC")
     logits, values, state = lstm(x, lstm.initial_state(4))
     assert logits.shape == (5, 4, 6) and values.shape == (5, 4) and state[0].shape == (1, 4, 16)

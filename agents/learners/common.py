@@ -5,7 +5,11 @@ Kept out of the algorithm files so that those read as the method and nothing els
 
 from __future__ import annotations
 
+import copy
 import os
+import pickle
+import re
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
@@ -18,6 +22,57 @@ from agents.algorithm import Algorithm, SeatInfo, Trajectory
 
 GameFamily = Literal["er", "ipd", "cleanup", "other"]
 M = TypeVar("M", bound=BaseModel)
+
+#: Marker `LearningAlgorithm.save` writes as "_format"; `load` refuses a file without it.
+CHECKPOINT_FORMAT = "social-arena-checkpoint/1"
+_PLAIN = (str, int, float, bool, type(None))
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be resumed from: the message names the file, what is wrong and what to do."""
+
+
+def _check_plain(obj: Any, where: str) -> None:
+    """Refuse, at save time, anything `torch.load(weights_only=True)` would refuse at resume time."""
+    if isinstance(obj, torch.Tensor) or type(obj) in _PLAIN:
+        return
+    if type(obj) in (dict, OrderedDict):
+        for key, value in obj.items():
+            if type(key) not in _PLAIN:
+                raise TypeError(f"{where}: key {key!r} is a {type(key).__name__}, not plain data")
+            _check_plain(value, f"{where}[{key!r}]")
+        return
+    if type(obj) in (list, tuple):
+        for k, value in enumerate(obj):
+            _check_plain(value, f"{where}[{k}]")
+        return
+    raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}: a checkpoint holds only "
+                    "tensors and dicts/lists/tuples of str/int/float/bool/None (convert it in extra_state)")
+
+
+def _first_line(err: BaseException) -> str:
+    """`Type: first sentence` of an exception (the line after it too when the first ends in a colon)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    text = f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+    text = text.split(". ")[0].rstrip(".")
+    return f"{type(err).__name__}: {text[:300]}"
+
+
+def _weights_only_refusal(err: BaseException) -> tuple[bool, str]:
+    """(whether torch's weights-only reader met code — a global, a call, an object build —, what it said),
+    without torch's advice to retry with weights_only=False."""
+    text = str(err)
+    found = re.search(r"GLOBAL (\S+)", text)
+    if found:
+        return True, f"it references {found.group(1).rstrip('.')}"
+    found = re.search(r"(Trying to call reduce for unrecognized function .*|Can only (?:create new object|build) .*)",
+                      text)
+    if found:
+        return True, found.group(1).split(" via `add_safe_globals`")[0].strip()
+    found = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+    return False, found.group(1).split(" Please use")[0].strip() if found else "refused by the weights-only reader"
 
 
 class Options(BaseModel):
@@ -123,28 +178,87 @@ class LearningAlgorithm(Algorithm):
         return {}
 
     def extra_state(self) -> dict[str, Any]:
-        """Plain picklable state beyond modules (schedules, phase counters)."""
+        """State beyond modules (schedules, phase counters) as tensors and plain data only: dicts,
+        lists, tuples, str, int, float, bool, None (no dataclasses or numpy scalars; `save` checks)."""
         return {}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Inverse of `extra_state`."""
 
     def save(self, path: str) -> None:
-        """Checkpoint models, optimizers, schedules and this agent's own RNG states (torch, numpy)."""
-        payload = {name: obj.state_dict() for name, obj in self.state_objects().items()}
+        """Checkpoint models, optimizers, schedules and this agent's own RNG states (torch, numpy).
+
+        Only tensors and plain data go in, so that `load` can read it with `weights_only=True`; the
+        format marker and the algorithm's class name let `load` tell a checkpoint of this kind from
+        any other file. Written to a temporary name and moved into place, so a crash mid-write never
+        leaves a truncated checkpoint under the final name.
+        """
+        payload: dict[str, Any] = {"_format": CHECKPOINT_FORMAT, "_kind": type(self).__name__}
+        payload |= {name: obj.state_dict() for name, obj in self.state_objects().items()}
         payload["_extra"] = self.extra_state()
-        payload["_rng"] = {"torch": self.gen.get_state(), "numpy": self.np_rng.bit_generator.state}
+        payload["_rng"] = {"torch": self.gen.get_state().cpu(), "numpy": copy.deepcopy(self.np_rng.bit_generator.state)}
+        _check_plain(payload, "checkpoint")
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        torch.save(payload, path)
+        partial = f"{path}.partial"
+        torch.save(payload, partial)
+        os.replace(partial, path)
 
     def load(self, path: str) -> None:
-        """Restore a checkpoint written by `save` into an agent already `setup` with the same seat."""
-        payload = torch.load(path, map_location=self.device, weights_only=False)
-        for name, obj in self.state_objects().items():
-            obj.load_state_dict(payload[name])
-        self.load_extra_state(payload["_extra"])
-        self.gen.set_state(payload["_rng"]["torch"].cpu())
-        self.np_rng.bit_generator.state = payload["_rng"]["numpy"]
+        """Restore a checkpoint written by `save` into an agent already `setup` with the same seat.
+
+        Reads with `weights_only=True` only: a file holding anything but tensors and plain data is
+        refused unread, never unpickled. Every failure is one `CheckpointError` naming the file.
+        """
+        kind = type(self).__name__
+        fix = f"point `resume` at a checkpoints/*.pt file written by an agent of this kind ({kind})"
+        if not os.path.exists(path):
+            raise CheckpointError(f"cannot resume from {path}: no such file; {fix}")
+        if not os.path.isfile(path):
+            raise CheckpointError(f"cannot resume from {path}: not a file; {fix}")
+        try:
+            payload = torch.load(path, map_location=self.device, weights_only=True)
+        except pickle.UnpicklingError as err:
+            if "weights only load failed" not in str(err).lower():
+                raise CheckpointError(f"cannot resume from {path}: not a readable torch checkpoint "
+                                      f"({_first_line(err)}); {fix}") from None
+            code, said = _weights_only_refusal(err)
+            if not code:
+                raise CheckpointError(f"cannot resume from {path}: not a readable torch checkpoint ({said}: "
+                                      f"damaged, not written by torch.save, or not plain data); {fix}") from None
+            raise CheckpointError(
+                f"refused to resume from {path}: it contains Python objects other than tensors and plain data "
+                f"({said}), so loading it could run arbitrary code; it was not written by this version's `save`; "
+                f"{fix}") from None
+        except OSError as err:
+            raise CheckpointError(f"cannot resume from {path}: {err.strerror or err}; {fix}") from None
+        except Exception as err:  # torch reports a damaged file as RuntimeError, KeyError, EOFError, ...
+            raise CheckpointError(f"cannot resume from {path}: not a readable torch checkpoint "
+                                  f"({_first_line(err)}); {fix}") from None
+        found = payload.get("_format") if isinstance(payload, dict) else None
+        found = found if isinstance(found, str) else None
+        if found != CHECKPOINT_FORMAT:
+            what = (f"it is in checkpoint format {found!r}, this version reads {CHECKPOINT_FORMAT!r}"
+                    if found is not None and found.startswith("social-arena-checkpoint/")
+                    else f"it is not a social-arena checkpoint (no {CHECKPOINT_FORMAT!r} marker; "
+                         "checkpoints written before that marker existed cannot be resumed)")
+            raise CheckpointError(f"cannot resume from {path}: {what}; {fix}")
+        written_by = payload.get("_kind")
+        if not isinstance(written_by, str) or written_by != kind:
+            raise CheckpointError(f"cannot resume from {path}: it was written by a {written_by!s} agent; this "
+                                  f"agent's kind is {kind}; {fix}")
+        missing = [name for name in (*self.state_objects(), "_extra", "_rng") if name not in payload]
+        if missing:
+            raise CheckpointError(f"cannot resume from {path}: it has no {', '.join(missing)} (written by "
+                                  f"{kind} with other options?); {fix} and the same options")
+        try:
+            for name, obj in self.state_objects().items():
+                obj.load_state_dict(payload[name])
+            self.load_extra_state(payload["_extra"])
+            self.gen.set_state(payload["_rng"]["torch"].cpu())
+            self.np_rng.bit_generator.state = payload["_rng"]["numpy"]
+        except Exception as err:
+            raise CheckpointError(f"cannot resume from {path}: it does not fit this agent ({_first_line(err)}); "
+                                  f"{fix} for the same seat, game and options") from None
 
     def obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
         """Hot-path conversion of one step's observations to the device."""

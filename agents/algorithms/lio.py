@@ -10,9 +10,13 @@ fitted only from disclosed observations and actions. Episodes alternate τ, τ̂
             L_out = −Σ_j Σ_t log π̃_φ̂_j(â_j|ô_j)·Ψ_t (+ cost); (6) one BC step per φ_j on τ̂; ε decays.
 
 The differentiable step is built with torch.func (functional_call + nested grad), so only η_i moves.
-Ψ: PG form G_t(r̂^ext_i); AC form (Cleanup) the TD error of an extrinsic-only critic (Deviation e).
-Third-party payments come from the `payments` disclosure when the run has it; without it (N > 2)
-only i's own incentive enters r_j — exact for N = 2, an approximation otherwise.
+Ψ: PG form G_t(r̂^ext_i); AC form (Cleanup) the TD error of an extrinsic-only critic (Deviation e), fitted
+on τ and evaluated on τ̂ like the reference's critic; both target critics are soft-updated twice an
+iteration, after the policy step and after the incentive step (§2.8 f).
+φ_j models what j's policy sees: in Escape Room a payer's observation carries what it has given so far
+(SPEC §11.4), rebuilt from disclosed payments (N = 2: from i's own received incentives). With N > 2 the
+third-party payments in r_j need the `payments` disclosure, so LIO asks for it there (`needs_for`).
+Hidden public actions (-1) give no policy-gradient term in the fictitious step or the BC loss.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -103,9 +108,11 @@ def fictitious_step(model: nn.Module, phi: Params, data: Recipient, reward: torc
                     beta: float, entropy_coeff: float, eps: float, gamma: float) -> Params:
     """φ̂ = φ − β∇_φ L_PG(φ; o_j, a_j, r_j): the recipient's one REINFORCE step, differentiable in `reward`."""
 
+    known = valid * (data.actions >= 0)  # a hidden public action (-1) gives no policy-gradient term
+
     def inner_loss(params: Params, r: torch.Tensor) -> torch.Tensor:
         logits = functional_call(model, params, (data.obs,))
-        return reinforce_loss(logits, data.actions, discounted_returns(r, valid, gamma), valid, eps,
+        return reinforce_loss(logits, data.actions.clamp(min=0), discounted_returns(r, valid, gamma), known, eps,
                               entropy_coeff)
 
     g = grad(inner_loss)(phi, reward)
@@ -130,6 +137,11 @@ class LIO(LearningAlgorithm):
     needs: ClassVar[frozenset[str]] = frozenset({"actions", "rewards", "observations"})
     pays: ClassVar[bool] = True
 
+    @classmethod
+    def needs_for(cls, n_agents: int) -> frozenset[str]:
+        """With N > 2 a recipient's reward includes third parties' payments (§2.7): those must be disclosed."""
+        return cls.needs | {"payments"} if n_agents > 2 else cls.needs
+
     def setup(self, info: SeatInfo) -> None:
         self.setup_common(info)
         self.opts = parse_options(LIOOptions, info, LIO_DEFAULTS)
@@ -141,16 +153,20 @@ class LIO(LearningAlgorithm):
         space = info.observation_space
         with self.seeded():
             self.policy = PolicyNet(space, self.action_sizes[info.seat], o.policy_hidden,
-                                    conv_channels=o.conv_channels, obs_scale=o.obs_scale).to(dev)
+                                    conv_channels=o.conv_channels, obs_scale=o.obs_scale,
+                                    layout=info.observation_layout).to(dev)
             self.incentive = IncentiveNet(space, feature_dim, info.n_agents, o.incentive_hidden, info.rmax,
-                                          o.conv_channels, o.obs_scale).to(dev)
+                                          o.conv_channels, o.obs_scale, layout=info.observation_layout).to(dev)
             self.opponents = nn.ModuleDict({
-                str(j): PolicyNet(info.observation_spaces[j], self.action_sizes[j], o.policy_hidden,
-                                  conv_channels=o.conv_channels, obs_scale=o.obs_scale)
+                str(j): PolicyNet(self.seen_by(j), self.action_sizes[j], o.policy_hidden,
+                                  conv_channels=o.conv_channels, obs_scale=o.obs_scale,
+                                  layout=info.observation_layouts[j])
                 for j in info.others}).to(dev)
             if o.learner == "ac":
-                critic = ValueNet(space, o.policy_hidden, 0, o.conv_channels, o.obs_scale).to(dev)
-                self.ext_critic = ValueNet(space, o.policy_hidden, 0, o.conv_channels, o.obs_scale).to(dev)
+                critic = ValueNet(space, o.policy_hidden, 0, o.conv_channels, o.obs_scale,
+                                  layout=info.observation_layout).to(dev)
+                self.ext_critic = ValueNet(space, o.policy_hidden, 0, o.conv_channels, o.obs_scale,
+                                           layout=info.observation_layout).to(dev)
         if o.learner == "ac":
             self.learner: Reinforce | ActorCriticLearner = ActorCriticLearner(
                 self.policy, critic, copy.deepcopy(critic), o.lr_actor, o.lr_v, o.gamma, o.entropy_coeff, o.tau)
@@ -164,6 +180,34 @@ class LIO(LearningAlgorithm):
         self.epsilon = LinearSchedule(o.epsilon_start, o.epsilon_end, o.epsilon_div)
         self.phase = 0
         self.tau_episode: Episode | None = None
+
+    @property
+    def given_block(self) -> bool:
+        """The game appends each payer's incentives-given block to its observation (Escape Room, SPEC §11.4):
+        i's own delivered observation is then longer than its raw one."""
+        info = self.info
+        return info.observation_space.shape != info.observation_spaces[info.seat].shape
+
+    def seen_by(self, j: int) -> gym.Space:
+        """The observation j's policy acts on: its raw one, plus the given block where the game has one.
+        For a j that never pays the block stays zero, which a model cannot tell from no block at all."""
+        raw = self.info.observation_spaces[j]
+        if not self.given_block:
+            return raw
+        extra = self.info.n_agents - 1
+        return gym.spaces.Box(np.concatenate([raw.low.ravel(), np.zeros(extra, np.float32)]),
+                              np.concatenate([raw.high.ravel(), np.full(extra, np.inf, np.float32)]),
+                              dtype=np.float32)
+
+    def given_by(self, j: int, payments: torch.Tensor | None, received: torch.Tensor) -> torch.Tensor:
+        """j's block `[T+1, B, N−1]`: what j has given each other agent (ascending seat) before step t, from
+        disclosed payments, or with N = 2 from i's own received incentives (all of which came from j)."""
+        if payments is not None:
+            per_step = payments[..., j, [k for k in range(self.info.n_agents) if k != j]]
+        else:
+            per_step = received.unsqueeze(-1)
+        cumulative = per_step.cumsum(0)
+        return torch.cat([torch.zeros_like(cumulative[:1]), cumulative], dim=0)
 
     def _clean_actions(self) -> list[int]:
         """Index of each agent's clean action (Cleanup's 'cleaned' one-hot incentive input)."""
@@ -210,15 +254,20 @@ class LIO(LearningAlgorithm):
         joint_rewards = torch.as_tensor(np.asarray(traj.joint_rewards), dtype=torch.float32, device=dev)
         payments = (torch.as_tensor(np.asarray(traj.payments), dtype=torch.float32, device=dev)
                     if traj.payments is not None else None)
+        if payments is None and self.info.n_agents > 2:
+            raise RuntimeError("LIO with more than two agents needs the 'payments' disclosure")
         recipients = {}
         for j in self.info.others:
             if payments is None:
                 third = torch.zeros_like(tt.extrinsic)
             else:
                 third = payments[..., :, j].sum(-1) - payments[..., self.info.seat, j] - payments[..., j, j]
-            recipients[j] = Recipient(
-                obs=torch.as_tensor(np.asarray(traj.joint_obs[j])[:steps], device=dev),
-                actions=joint_actions[..., j], extrinsic=joint_rewards[..., j], third_party=third)
+            obs = torch.as_tensor(np.asarray(traj.joint_obs[j])[:steps], device=dev)
+            if self.given_block:
+                given = self.given_by(j, payments, tt.incentives)[:steps]
+                obs = torch.cat([obs.flatten(2).float(), given.float()], dim=-1)
+            recipients[j] = Recipient(obs=obs, actions=joint_actions[..., j], extrinsic=joint_rewards[..., j],
+                                      third_party=third)
         return Episode(own_obs=tt.obs[:steps], action_features=self.action_features(joint_actions),
                        own_extrinsic=tt.extrinsic, valid=tt.valid, terminal=tt.terminal, obs_all=tt.obs,
                        recipients=recipients)
@@ -296,6 +345,9 @@ class LIO(LearningAlgorithm):
         self.opt_ext.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_ext.step()
+        self.soft_update_ext_target()
+
+    def soft_update_ext_target(self) -> None:
         with torch.no_grad():
             for p_t, p in zip(self.ext_target.parameters(), self.ext_critic.parameters(), strict=True):
                 p_t.lerp_(p, self.opts.tau)
@@ -318,6 +370,9 @@ class LIO(LearningAlgorithm):
             if self.tau_episode is None:
                 raise RuntimeError("LIO reached τ̂ without a stored τ")
             metrics |= self.update_incentive(self.tau_episode, ep, eps)
+            if isinstance(self.learner, ActorCriticLearner):  # the reference soft-updates twice an iteration
+                self.learner.soft_update()
+                self.soft_update_ext_target()
             metrics["opponent_bc_loss"] = self.fit_opponents(ep)
             self.tau_episode = None
             self.phase = 0
@@ -337,7 +392,25 @@ class LIO(LearningAlgorithm):
         return objects
 
     def extra_state(self) -> dict[str, Any]:
-        return {"epsilon_k": self.epsilon.k, "phase": self.phase, "tau_episode": self.tau_episode}
+        """Schedule, phase and the stored τ as plain dicts of tensors (checkpoints load weights-only)."""
+        tau = self.tau_episode
+        return {"epsilon_k": self.epsilon.k, "phase": self.phase,
+                "tau_episode": None if tau is None else _episode_to_plain(tau)}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.epsilon.k, self.phase, self.tau_episode = state["epsilon_k"], state["phase"], state["tau_episode"]
+        tau = state["tau_episode"]
+        self.epsilon.k, self.phase = int(state["epsilon_k"]), int(state["phase"])
+        self.tau_episode = None if tau is None else _episode_from_plain(tau)
+
+
+def _episode_to_plain(ep: Episode) -> dict[str, Any]:
+    """An Episode as {field: tensor, "recipients": {j: {field: tensor}}} (seat ids stay int keys)."""
+    plain: dict[str, Any] = {name: value for name, value in vars(ep).items() if name != "recipients"}
+    plain["recipients"] = {int(j): dict(vars(r)) for j, r in ep.recipients.items()}
+    return plain
+
+
+def _episode_from_plain(plain: dict[str, Any]) -> Episode:
+    """Inverse of `_episode_to_plain`."""
+    fields = {name: value for name, value in plain.items() if name != "recipients"}
+    return Episode(**fields, recipients={int(j): Recipient(**r) for j, r in plain["recipients"].items()})

@@ -6,6 +6,7 @@ import copy
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 from torch.func import grad
 
@@ -61,13 +62,24 @@ def test_incentive_gradient_matches_finite_differences() -> None:
         assert abs(finite - along) <= 1e-6 + 1e-5 * abs(along)
 
 
+def seen_by_j(traj, j: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """j's Escape Room observation as its policy sees it: raw obs, then what j gave each other agent
+    (ascending seat) on the steps before t, loop by loop."""
+    steps, batch, n = traj.joint_actions.shape
+    block = np.zeros((steps + 1, batch, n - 1), np.float32)
+    for t in range(1, steps + 1):
+        for col, k in enumerate(k for k in range(n) if k != j):
+            block[t, :, col] = block[t - 1, :, col] + traj.payments[t - 1, :, j, k]
+    return np.concatenate([traj.joint_obs[j], block], axis=-1)
+
+
 def _hand_phi_hat(model: torch.nn.Module, traj, j: int, reward: torch.Tensor, beta: float, c_h: float,  # type: ignore[no-untyped-def]
                   eps: float, gamma: float) -> dict[str, torch.Tensor]:
     """One REINFORCE step of a copy of `model`, written out loop by loop."""
     model = copy.deepcopy(model)
     steps, batch = traj.actions.shape
     valid = torch.as_tensor(traj.valid).float()
-    obs = torch.as_tensor(traj.joint_obs[j][:steps])
+    obs = torch.as_tensor(seen_by_j(traj, j)[:steps])
     actions = torch.as_tensor(traj.joint_actions[..., j])
     probs = (1 - eps) * torch.softmax(model(obs), -1) + eps / 3
     loss = torch.zeros(())
@@ -107,12 +119,59 @@ def test_fictitious_step_uses_disclosed_rewards_plus_incentives() -> None:
     torch.testing.assert_close(recipient_reward(own_pay, again, j), expected_reward)
 
 
-def test_third_party_payments_default_to_zero_without_disclosure() -> None:
-    agent = make_lio(n_agents=3)
+def test_two_agents_need_no_payments_disclosure_and_more_do() -> None:
+    """N = 2: nobody else pays j, and j's given block is what i received. N > 2: third-party payments
+    enter r_j, so LIO asks for `payments` (item 6 of the integrity issue: they used to be dropped silently)."""
+    assert "payments" not in LIO.needs_for(2) and "payments" in LIO.needs_for(3)
+    agent = make_lio(n_agents=2)
     traj = random_trajectory(np.random.default_rng(2), agent.info)
+    with_payments = episode_of(agent, traj).recipients[1]
     traj.payments = None
+    without = episode_of(agent, traj).recipients[1]
+    assert float(without.third_party.abs().sum()) == 0.0
+    torch.testing.assert_close(without.obs, with_payments.obs)
+    three = make_lio(n_agents=3)
+    traj = random_trajectory(np.random.default_rng(2), three.info)
+    traj.payments = None
+    with pytest.raises(RuntimeError, match="payments"):
+        episode_of(three, traj)
+
+
+def test_opponent_models_see_the_given_block_the_recipient_sees() -> None:
+    """Escape Room appends to a payer's observation what it has given so far; φ_j must be fed that, not
+    j's raw observation (item 7)."""
+    agent = make_lio(n_agents=3)
+    raw = agent.info.observation_spaces[1].shape[0]
+    assert agent.opponents["1"].encoder.obs_shape == (raw + 2,)
+    traj = random_trajectory(np.random.default_rng(4), agent.info)
     ep = episode_of(agent, traj)
-    assert all(float(r.third_party.abs().sum()) == 0.0 for r in ep.recipients.values())
+    for j in (1, 2):
+        torch.testing.assert_close(ep.recipients[j].obs, torch.as_tensor(seen_by_j(traj, j)[:traj.length]))
+
+
+def test_fictitious_step_ignores_hidden_actions() -> None:
+    """A hidden public action (-1) gives no log-probability term (it used to index out of range): with no
+    entropy bonus, what j observed at hidden steps cannot move φ̂_j, while the same change at a known
+    step does."""
+    agent = make_lio()
+    traj = random_trajectory(np.random.default_rng(5), agent.info)
+    ep = episode_of(agent, traj)
+    model = agent.opponents["1"]
+    phi = {n: p.detach() for n, p in model.named_parameters()}
+    hidden = dataclasses.replace(ep.recipients[1], actions=ep.recipients[1].actions.clone())
+    hidden.actions[1:] = -1
+
+    def step_with_obs_changed_at(t: int) -> dict[str, torch.Tensor]:
+        obs = hidden.obs.clone()
+        obs[t] += 1.0
+        return fictitious_step(model, phi, dataclasses.replace(hidden, obs=obs), hidden.extrinsic, ep.valid,
+                               0.3, 0.0, 0.1, 0.99)
+
+    base = fictitious_step(model, phi, hidden, hidden.extrinsic, ep.valid, 0.3, 0.0, 0.1, 0.99)
+    assert all(torch.isfinite(p).all() for p in base.values())
+    for name in base:
+        torch.testing.assert_close(step_with_obs_changed_at(2)[name], base[name])
+    assert any(not torch.allclose(step_with_obs_changed_at(0)[n], base[n]) for n in base)
 
 
 def test_opponent_model_converges_to_fixed_policy() -> None:
@@ -122,7 +181,7 @@ def test_opponent_model_converges_to_fixed_policy() -> None:
     steps, batch = 4, 128
     for _ in range(300):
         states = torch.randint(0, 3, (steps, batch), generator=gen)
-        obs = torch.nn.functional.one_hot(states, 6).float()
+        obs = torch.nn.functional.one_hot(states, 7).float()  # 6 raw + j's (here zero) given block
         actions = torch.multinomial(table[states].view(-1, 3), 1, generator=gen).view(steps, batch)
         zeros = torch.zeros(steps, batch)
         recipient = Recipient(obs=obs, actions=actions, extrinsic=zeros, third_party=zeros)
@@ -130,7 +189,7 @@ def test_opponent_model_converges_to_fixed_policy() -> None:
                                     valid=torch.ones(steps, batch), terminal=zeros, obs_all=obs,
                                     recipients={1: recipient}))
     with torch.no_grad():
-        probs = torch.softmax(agent.opponents["1"](torch.eye(6)[:3]), -1)
+        probs = torch.softmax(agent.opponents["1"](torch.eye(7)[:3]), -1)
     assert float((probs - table).abs().max()) < 0.05
 
 
@@ -163,3 +222,18 @@ def test_iteration_updates_policy_after_tau_and_only_eta_after_tau_hat() -> None
     metrics = agent.end_episode(random_trajectory(rng, agent.info), {})
     assert "incentive_cost" in metrics and agent.phase == 0 and agent.epsilon.k == 1
     assert not changed(policy, agent.policy) and changed(eta, agent.incentive) and changed(opp, agent.opponents)
+
+
+def test_ac_target_critics_soft_update_after_the_incentive_step_too() -> None:
+    """§2.8 f: the reference soft-updates the target critic after the policy step and again after the
+    incentive step; the critics themselves do not change on τ̂."""
+    agent = make_lio(learner="ac")
+    rng = np.random.default_rng(6)
+    agent.end_episode(random_trajectory(rng, agent.info), {})
+    targets = {"target": agent.learner.target, "ext_target": agent.ext_target}
+    critics = {"target": agent.learner.critic, "ext_target": agent.ext_critic}
+    before = {k: [p.detach().clone() for p in m.parameters()] for k, m in targets.items()}
+    agent.end_episode(random_trajectory(rng, agent.info), {})
+    for key, target in targets.items():
+        for old, new, critic in zip(before[key], target.parameters(), critics[key].parameters(), strict=True):
+            torch.testing.assert_close(new, torch.lerp(old, critic.detach(), agent.opts.tau))

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from rich.markup import escape
+
 from agents.cli import build_parser as build_agent_parser
 from agents.cli import run_agent
 from launch.config import ConfigError, load_config
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+        console.print(f"[red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
         return 2
     updates = {"episodes": getattr(args, "episodes", None), "address": getattr(args, "address", None)}
     arena = config.arena.model_copy(update={k: v for k, v in updates.items() if v is not None})

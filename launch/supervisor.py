@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -225,7 +226,7 @@ def launch_run(config: RunConfig, config_text: str) -> int:
         job.start_agents(connection)
         job.follow()
     except RuntimeError as exc:
-        console.print(f"[red]arena launch failed:[/] {exc}")
+        console.print(f"[red]arena launch failed:[/] {escape(str(exc))}")
         job.stop()
         return 1
     finally:
@@ -250,12 +251,13 @@ def report(job: Launch) -> int:
         failed = {n: p.returncode for n, p in job.agents.items() if p.returncode not in (0, None)}
         for name, code in failed.items():
             console.print(f"[yellow]agent '{name}' ended with {describe_exit(code)}[/]")
-        console.print(f"[green]{result['reason']}[/] in {result['wall_time_s']:.1f} s; results in {job.run_dir}")
+        console.print(f"[green]{escape(result['reason'])}[/] in {result['wall_time_s']:.1f} s; "
+                      f"results in {job.run_dir}")
         return 0
     reason = result["reason"] if result else f"the arena ended with {describe_exit(job.arena.returncode)}"
     if job.failure and (result is None or "SIGTERM" in reason):
         reason = f"{job.failure} before the run ended"
-    console.print(f"[red]run failed:[/] {reason}")
+    console.print(f"[red]run failed:[/] {escape(reason)}")
     for name, process in job.agents.items():
         if process.returncode not in (0, None):
             log = job.run_dir / "agents" / f"{name}.log"

@@ -32,6 +32,7 @@ from arena.settings import ArenaSettings, SeatSpec
 from protocols.codec import Codec, Message
 from protocols.errors import ErrorCode, ProtocolError
 from protocols.messages import (
+    DISCLOSURES,
     Act,
     Bye,
     Content,
@@ -303,7 +304,8 @@ class Arena:
         waiting = [s.spec.name for s in self.seats if not s.seated]
         await self._broadcast(Lobby(filled=len(self.seats) - len(waiting), total=len(self.seats),
                                     waiting_for=waiting))
-        if not waiting:
+        if not waiting:  # started now, not when _play wakes: a seat leaving in between aborts the run
+            self.started = True
             self._lobby_full.set()
 
     def _assign_seat(self, identity: bytes, hello: Hello) -> Seat:
@@ -343,7 +345,8 @@ class Arena:
     def _check_needs(self, hello: Hello) -> None:
         missing = [need for need in hello.needs if need not in self.settings.disclose]
         if missing:
-            wanted = sorted(set(self.settings.disclose) | set(hello.needs))
+            asked = set(self.settings.disclose) | set(hello.needs)
+            wanted = [c for c in DISCLOSURES if c in asked] + sorted(asked - set(DISCLOSURES))
             shown = ", ".join(self.settings.disclose) or "nothing"
             raise ProtocolError(
                 ErrorCode.DISCLOSURE_REFUSED,

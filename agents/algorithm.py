@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
+from pydantic import BaseModel
 
 from protocols.messages import DISCLOSURES
 
@@ -133,6 +134,20 @@ class Algorithm(ABC):
 
     needs: ClassVar[frozenset[str]] = frozenset()
     pays: ClassVar[bool] = False
+    #: The games this algorithm can play (arena game names); None: any game.
+    games: ClassVar[frozenset[str] | None] = None
+    #: The pydantic model of this algorithm's options (unknown keys should be errors); None: not declared,
+    #: so options are not checked before the run.
+    options_model: ClassVar[type[BaseModel] | None] = None
+    #: Whether `SeatInfo.device` means anything to it (torch learners); others must run with "cpu".
+    uses_device: ClassVar[bool] = False
+
+    @classmethod
+    def validate_options(cls, options: dict[str, Any], game: str | None = None) -> None:
+        """Raise pydantic's ValidationError when `options` are not valid for this algorithm (in `game`,
+        when known): what preflight calls before any process starts."""
+        if cls.options_model is not None:
+            cls.options_model.model_validate(options)
 
     @classmethod
     def needs_for(cls, n_agents: int) -> frozenset[str]:

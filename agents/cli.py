@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from agents.preflight import check_seat
 from agents.registry import available_kinds, load_algorithm
 from agents.runtime import AgentError, AgentRuntime
 
@@ -41,15 +42,21 @@ def run_agent(args: argparse.Namespace) -> int:
     if not address:
         print("arena agent: give --connect ADDR or --connection-file FILE", file=sys.stderr)
         return 2
-    if args.resume is not None and not args.resume.is_file():
-        print(f"arena agent: no checkpoint at {args.resume}", file=sys.stderr)
-        return 2
     try:
         options = json.loads(args.options)
-        algorithm = load_algorithm(args.kind)()
-    except (ValueError, TypeError, ImportError, AttributeError) as exc:
-        print(f"arena agent: {exc}", file=sys.stderr)
+    except ValueError as exc:
+        print(f"arena agent: --options is not JSON: {exc}", file=sys.stderr)
         return 2
+    if not isinstance(options, dict):
+        print("arena agent: --options must be a JSON object, e.g. '{\"lr\": 0.01}'", file=sys.stderr)
+        return 2
+    resume = str(args.resume) if args.resume is not None else None
+    problems = check_seat(args.kind, options, args.device, resume)
+    if problems:  # the game's own checks come after welcome, in the runtime
+        print(f"arena agent: {len(problems)} problem(s), not connecting:\n  "
+              + "\n  ".join(f"{p.key}: {p.message}" for p in problems), file=sys.stderr)
+        return 2
+    algorithm = load_algorithm(args.kind)()
     runtime = AgentRuntime(algorithm, address, name=args.name or args.kind, implementation=args.kind,
                            seat=args.seat, key=key, device=args.device, seed=args.seed, options=options,
                            out_dir=args.out, checkpoint_every=args.checkpoint_every, resume=args.resume)

@@ -20,6 +20,7 @@ import numpy as np
 import zmq
 
 from agents.algorithm import Algorithm, SeatInfo, StepView, Trajectory
+from agents.preflight import RunFacts, option_problems, run_problems
 from protocols.codec import Codec, Message
 from protocols.errors import ProtocolError
 from protocols.messages import Act, Bye, EpisodeEnd, Heartbeat, Hello, Observe, Pay, PayRequest, Ready, Welcome
@@ -232,11 +233,12 @@ class AgentRuntime:
             observation_layouts=[layout_of(d) for d in welcome.observation_spaces],
             noop_action=welcome.noop_action)
         log.info("%s seated at %d of %d in run %s", self.name, welcome.seat, welcome.n_agents, welcome.run_id)
-        missing = sorted(algo.needs_for(welcome.n_agents) - self.info.disclosed)
-        if missing:
-            raise AgentError(f"{self.implementation} needs others' {', '.join(missing)} with {welcome.n_agents} "
-                             f"agents; this run discloses {', '.join(welcome.disclose) or 'nothing'}: add "
-                             f"{missing} to `disclose` in the [arena] table of the run config")
+        cls = type(algo)
+        run = RunFacts(game=welcome.game, n_agents=welcome.n_agents, disclose=self.info.disclosed, rmax=welcome.rmax)
+        problems = option_problems(cls, self.implementation, self.info.options, welcome.game)
+        problems += run_problems(cls, self.implementation, run)
+        if problems:
+            raise AgentError("; ".join(problem.message for problem in problems))
         algo.setup(self.info)
         if self.resume is not None:
             try:

@@ -5,14 +5,27 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from agents.algorithm import Algorithm, SeatInfo, StepView
 
 COOPERATE, DEFECT = 0, 1
 
 
+class NoOptions(BaseModel):
+    """Scripted agents take no options: any key is a mistake worth reporting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PaymentOptions(NoOptions):
+    amount: float = Field(1.0, ge=0, description="paid to each agent that cooperated, per step (≤ rmax)")
+
+
 class RandomAgent(Algorithm):
     """Uniformly random over the available actions of any Discrete action space."""
+
+    options_model = NoOptions
 
     def setup(self, info: SeatInfo) -> None:
         super().setup(info)
@@ -30,6 +43,7 @@ class ConstantAgent(Algorithm):
     """Plays one fixed action in every copy."""
 
     action: ClassVar[int]
+    options_model = NoOptions
 
     def act(self, view: StepView) -> np.ndarray:
         return np.full(len(view.obs), self.action, dtype=np.int64)
@@ -47,6 +61,8 @@ class TitForTat(Algorithm):
     """IPD: cooperate first, then copy what the other player did last step (needs others' actions)."""
 
     needs = frozenset({"actions"})
+    games = frozenset({"ipd"})
+    options_model = NoOptions
 
     def act(self, view: StepView) -> np.ndarray:
         other = 1 - self.info.seat
@@ -58,11 +74,13 @@ class PaysForCooperation(Algorithm):
     """IPD payer: defects, and pays `amount` (option, default 1.0) to every agent that cooperated."""
 
     pays = True
+    games = frozenset({"ipd"})
+    options_model = PaymentOptions
 
     def setup(self, info: SeatInfo) -> None:
         super().setup(info)
-        self.amount = float(info.options.get("amount", 1.0))
-        if not 0 <= self.amount <= info.rmax:
+        self.amount = PaymentOptions.model_validate(info.options).amount
+        if self.amount > info.rmax:
             raise ValueError(f"option amount = {self.amount} must be within [0, rmax = {info.rmax}]")
 
     def act(self, view: StepView) -> np.ndarray:

@@ -136,6 +136,8 @@ class LIO(LearningAlgorithm):
 
     needs: ClassVar[frozenset[str]] = frozenset({"actions", "rewards", "observations"})
     pays: ClassVar[bool] = True
+    options_model = LIOOptions
+    defaults = LIO_DEFAULTS
 
     @classmethod
     def needs_for(cls, n_agents: int) -> frozenset[str]:
@@ -144,7 +146,7 @@ class LIO(LearningAlgorithm):
 
     def setup(self, info: SeatInfo) -> None:
         self.setup_common(info)
-        self.opts = parse_options(LIOOptions, info, LIO_DEFAULTS)
+        self.opts = parse_options(self.options_model, info, self.defaults)
         o, dev = self.opts, self.device
         self.action_sizes = [n_actions(s) for s in info.action_spaces]
         self.clean_index = self._clean_actions() if o.incentive_action_input == "clean" else []

@@ -12,7 +12,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -75,6 +75,49 @@ def _weights_only_refusal(err: BaseException) -> tuple[bool, str]:
     return False, found.group(1).split(" Please use")[0].strip() if found else "refused by the weights-only reader"
 
 
+def read_checkpoint(path: str, kind: str, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """A checkpoint written by `LearningAlgorithm.save` of class `kind`, read with `weights_only=True`
+    (a file holding anything but tensors and plain data is refused unread, never unpickled); every
+    failure is one `CheckpointError` naming the file, what is wrong and what to do."""
+    fix = f"point `resume` at a checkpoints/*.pt file written by an agent of this kind ({kind})"
+    if not os.path.exists(path):
+        raise CheckpointError(f"cannot resume from {path}: no such file; {fix}")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"cannot resume from {path}: not a file; {fix}")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights only load failed" not in str(err).lower():
+            raise CheckpointError(f"cannot resume from {path}: not a readable torch checkpoint "
+                                  f"({_first_line(err)}); {fix}") from None
+        code, said = _weights_only_refusal(err)
+        if not code:
+            raise CheckpointError(f"cannot resume from {path}: not a readable torch checkpoint ({said}: "
+                                  f"damaged, not written by torch.save, or not plain data); {fix}") from None
+        raise CheckpointError(
+            f"refused to resume from {path}: it contains Python objects other than tensors and plain data "
+            f"({said}), so loading it could run arbitrary code; it was not written by this version's `save`; "
+            f"{fix}") from None
+    except OSError as err:
+        raise CheckpointError(f"cannot resume from {path}: {err.strerror or err}; {fix}") from None
+    except Exception as err:  # torch reports a damaged file as RuntimeError, KeyError, EOFError, ...
+        raise CheckpointError(f"cannot resume from {path}: not a readable torch checkpoint "
+                              f"({_first_line(err)}); {fix}") from None
+    found = payload.get("_format") if isinstance(payload, dict) else None
+    found = found if isinstance(found, str) else None
+    if found != CHECKPOINT_FORMAT:
+        what = (f"it is in checkpoint format {found!r}, this version reads {CHECKPOINT_FORMAT!r}"
+                if found is not None and found.startswith("social-arena-checkpoint/")
+                else f"it is not a social-arena checkpoint (no {CHECKPOINT_FORMAT!r} marker; "
+                     "checkpoints written before that marker existed cannot be resumed)")
+        raise CheckpointError(f"cannot resume from {path}: {what}; {fix}")
+    written_by = payload.get("_kind")
+    if not isinstance(written_by, str) or written_by != kind:
+        raise CheckpointError(f"cannot resume from {path}: it was written by a {written_by!s} agent; this "
+                              f"agent's kind is {kind}; {fix}")
+    return payload
+
+
 class Options(BaseModel):
     """Base for per-algorithm options: unknown keys are errors, so typos fail at setup."""
 
@@ -93,10 +136,16 @@ def game_family(game: str) -> GameFamily:
     return "other"
 
 
+def options_for(model: type[M], game: str | None, options: Mapping[str, Any],
+                defaults: Mapping[GameFamily, Mapping[str, Any]]) -> M:
+    """Validate `options` over the paper defaults for this game (explicit options win)."""
+    base = dict(defaults.get(game_family(game or ""), defaults.get("other", {})))
+    return model.model_validate({**base, **options})
+
+
 def parse_options(model: type[M], info: SeatInfo, defaults: Mapping[GameFamily, Mapping[str, Any]]) -> M:
-    """Validate `info.options` over the paper defaults for this game (explicit options win)."""
-    base = dict(defaults.get(game_family(info.game), defaults.get("other", {})))
-    return model.model_validate({**base, **info.options})
+    """`options_for` this seat's game and options."""
+    return options_for(model, info.game, info.options, defaults)
 
 
 class LinearSchedule:
@@ -153,8 +202,17 @@ class TrajectoryTensors:
 class LearningAlgorithm(Algorithm):
     """An Algorithm with torch modules: owns device, seeded generators and the checkpoint format.
 
-    Subclasses build their nets inside `self.seeded()` and list what to checkpoint in `state_objects`.
+    Subclasses build their nets inside `self.seeded()` and list what to checkpoint in `state_objects`,
+    and declare `options_model` with the per-game `defaults` it is validated over.
     """
+
+    uses_device: ClassVar[bool] = True
+    defaults: ClassVar[Mapping[GameFamily, Mapping[str, Any]]] = {}
+
+    @classmethod
+    def validate_options(cls, options: dict[str, Any], game: str | None = None) -> None:
+        if cls.options_model is not None:
+            options_for(cls.options_model, game, options, cls.defaults)
 
     def setup_common(self, info: SeatInfo) -> None:
         """Device, own RNGs (never the process-global ones) and single-threaded torch on shared CPUs."""
@@ -211,41 +269,7 @@ class LearningAlgorithm(Algorithm):
         """
         kind = type(self).__name__
         fix = f"point `resume` at a checkpoints/*.pt file written by an agent of this kind ({kind})"
-        if not os.path.exists(path):
-            raise CheckpointError(f"cannot resume from {path}: no such file; {fix}")
-        if not os.path.isfile(path):
-            raise CheckpointError(f"cannot resume from {path}: not a file; {fix}")
-        try:
-            payload = torch.load(path, map_location=self.device, weights_only=True)
-        except pickle.UnpicklingError as err:
-            if "weights only load failed" not in str(err).lower():
-                raise CheckpointError(f"cannot resume from {path}: not a readable torch checkpoint "
-                                      f"({_first_line(err)}); {fix}") from None
-            code, said = _weights_only_refusal(err)
-            if not code:
-                raise CheckpointError(f"cannot resume from {path}: not a readable torch checkpoint ({said}: "
-                                      f"damaged, not written by torch.save, or not plain data); {fix}") from None
-            raise CheckpointError(
-                f"refused to resume from {path}: it contains Python objects other than tensors and plain data "
-                f"({said}), so loading it could run arbitrary code; it was not written by this version's `save`; "
-                f"{fix}") from None
-        except OSError as err:
-            raise CheckpointError(f"cannot resume from {path}: {err.strerror or err}; {fix}") from None
-        except Exception as err:  # torch reports a damaged file as RuntimeError, KeyError, EOFError, ...
-            raise CheckpointError(f"cannot resume from {path}: not a readable torch checkpoint "
-                                  f"({_first_line(err)}); {fix}") from None
-        found = payload.get("_format") if isinstance(payload, dict) else None
-        found = found if isinstance(found, str) else None
-        if found != CHECKPOINT_FORMAT:
-            what = (f"it is in checkpoint format {found!r}, this version reads {CHECKPOINT_FORMAT!r}"
-                    if found is not None and found.startswith("social-arena-checkpoint/")
-                    else f"it is not a social-arena checkpoint (no {CHECKPOINT_FORMAT!r} marker; "
-                         "checkpoints written before that marker existed cannot be resumed)")
-            raise CheckpointError(f"cannot resume from {path}: {what}; {fix}")
-        written_by = payload.get("_kind")
-        if not isinstance(written_by, str) or written_by != kind:
-            raise CheckpointError(f"cannot resume from {path}: it was written by a {written_by!s} agent; this "
-                                  f"agent's kind is {kind}; {fix}")
+        payload = read_checkpoint(path, kind, self.device)
         missing = [name for name in (*self.state_objects(), "_extra", "_rng") if name not in payload]
         if missing:
             raise CheckpointError(f"cannot resume from {path}: it has no {', '.join(missing)} (written by "

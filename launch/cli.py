@@ -11,6 +11,7 @@ from rich.markup import escape
 from agents.cli import build_parser as build_agent_parser
 from agents.cli import run_agent
 from launch.config import ConfigError, load_config
+from launch.preflight import preflight
 from launch.supervisor import console, launch_run, serve_run
 
 
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("config", type=Path)
     serve.add_argument("--address", help="override [arena] address, e.g. tcp://0.0.0.0:5555")
     serve.add_argument("--out", help="override [run] out")
+    check = commands.add_parser("check", help="check a run config and every seat in it, starting nothing")
+    check.add_argument("config", type=Path)
     build_agent_parser(commands.add_parser("agent", help="run one agent and join an arena"))
     plot = commands.add_parser("plot", help="write a run directory's figures as PNG files")
     plot.add_argument("run_dir", type=Path, help="a run directory, as printed by `arena launch`")
@@ -43,6 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
         return 2
+    problems = preflight(config, args.config.read_text(encoding="utf-8"), args.config)
+    if problems:
+        console.print(f"[red]error:[/] run config {escape(str(args.config))} has {len(problems)} problem(s); "
+                      "nothing was started:\n  " + "\n  ".join(escape(p) for p in problems), highlight=False)
+        return 2
+    if args.command == "check":
+        console.print(f"{escape(str(args.config))}: ok ({len(config.agents)} seats, game '{config.arena.game}')",
+                      highlight=False)
+        return 0
     updates = {"episodes": getattr(args, "episodes", None), "address": getattr(args, "address", None)}
     arena = config.arena.model_copy(update={k: v for k, v in updates.items() if v is not None})
     run = config.run.model_copy(update={"out": args.out} if args.out else {})

@@ -50,7 +50,7 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     return model
 
 
-def _line_of(text: str, loc: tuple) -> int | None:
+def line_of(text: str, loc: tuple) -> int | None:
     """1-based line of the key at `loc` (table path, array index, key) in the TOML text, if found."""
     keys = [p for p in loc if isinstance(p, str)]
     if not keys:
@@ -84,7 +84,7 @@ def _line_of(text: str, loc: tuple) -> int | None:
 def _describe(error: dict[str, Any], text: str, path: Path) -> str:
     loc = tuple(error["loc"])
     dotted = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
-    line = _line_of(text, loc)
+    line = line_of(text, loc)
     where = f"{path}:{line}" if line else str(path)
     if error["type"] == "extra_forbidden":
         model = _model_at(loc)
@@ -119,14 +119,14 @@ def _check_game(config: RunConfig, text: str, path: Path) -> None:
     """The game exists, its params are valid, and there is one [[agents]] table per player."""
     arena = config.arena
     if arena.game not in GAMES:
-        line = _line_of(text, ("arena", "game"))
+        line = line_of(text, ("arena", "game"))
         raise ConfigError(f"{path}:{line}: unknown game '{arena.game}'; known games: {', '.join(sorted(GAMES))}")
     cls = game_class(arena.game)
     try:
         params = cls.Params.model_validate(arena.params)
     except ValidationError as exc:
         problems = "\n  ".join(
-            f"{path}:{_line_of(text, ('arena', 'params', *e['loc']))}: [arena.params] "
+            f"{path}:{line_of(text, ('arena', 'params', *e['loc']))}: [arena.params] "
             + (f"unknown parameter '{e['loc'][-1]}' of game '{arena.game}'; allowed: "
                f"{', '.join(sorted(cls.Params.model_fields))}" if e["type"] == "extra_forbidden"
                else f"{'.'.join(map(str, e['loc']))}: {e['msg']}")

@@ -258,11 +258,16 @@ def report(job: Launch) -> int:
     if job.failure and (result is None or "SIGTERM" in reason):
         reason = f"{job.failure} before the run ended"
     console.print(f"[red]run failed:[/] {escape(reason)}")
-    for name, process in job.agents.items():
-        if process.returncode not in (0, None):
-            log = job.run_dir / "agents" / f"{name}.log"
-            console.print(f"  agent '{name}': {describe_exit(process.returncode)}; last lines of {log}:")
-            console.print("    " + tail(log, 5).replace("\n", "\n    "), markup=False, highlight=False)
+    failed = {name: p.returncode for name, p in job.agents.items() if p.returncode not in (0, None)}
+    causes = [name for name in failed if f"agent '{name}'" in reason] or list(failed)
+    for name in causes:
+        log = job.run_dir / "agents" / f"{name}.log"
+        console.print(f"  cause: agent '{name}': {describe_exit(failed[name])}; last lines of {escape(str(log))}:")
+        console.print("    " + tail(log, 5).replace("\n", "\n    "), markup=False, highlight=False)
+    consequences = [f"'{name}' ({describe_exit(code)})" for name, code in failed.items() if name not in causes]
+    if consequences:
+        console.print(f"  then the other agents stopped because the run ended: {', '.join(consequences)}",
+                      highlight=False)
     console.print(f"finished episodes are in {job.run_dir / 'episodes.jsonl'}")
     return 1
 

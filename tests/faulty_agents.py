@@ -104,3 +104,12 @@ class FirstViewRecorder(Algorithm):
 
     def end_episode(self, trajectory, summary) -> dict:
         return {**self.first, "noop_action": self.info.noop_action}
+
+
+class Crasher(Algorithm):
+    """Cooperates, then fails with an exception at step 1 of the first episode (a bug in an agent)."""
+
+    def act(self, view: StepView) -> np.ndarray:
+        if view.t == 1:
+            raise RuntimeError("simulated bug in act()")
+        return np.zeros(len(view.obs), dtype=np.int64)

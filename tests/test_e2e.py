@@ -81,8 +81,8 @@ def test_invalid_payments_are_refused_by_field_and_the_run_goes_on(ipd_run) -> N
 
 def test_missing_disclosure_is_refused_with_the_fix(ipd_run) -> None:
     finished = ipd_run("tit-for-tat", "always-defect", disclose=[])
-    assert finished.code != 0
-    assert "needs others' actions; this run discloses nothing" in finished.output
+    assert finished.code == 2  # caught by preflight, before anything starts (the arena refuses it too)
+    assert "needs others' actions with 2 agents; this run discloses nothing" in finished.output
     assert 'disclose = ["actions"]' in finished.output
 
 

@@ -18,7 +18,19 @@ from pydantic import BaseModel
 
 from protocols.messages import DISCLOSURES
 
-__all__ = ["DISCLOSURES", "Algorithm", "SeatInfo", "StepView", "Trajectory"]
+__all__ = ["DISCLOSURES", "Algorithm", "RunFacts", "SeatInfo", "StepView", "Trajectory"]
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What is known about a run before it starts (from its config, or from `welcome`): enough for
+    preflight to tell whether an algorithm can play it."""
+
+    game: str
+    n_agents: int
+    disclose: frozenset[str]
+    rmax: float
+    action_names: list[list[str]]
 
 
 @dataclass(frozen=True)
@@ -141,6 +153,12 @@ class Algorithm(ABC):
     options_model: ClassVar[type[BaseModel] | None] = None
     #: Whether `SeatInfo.device` means anything to it (torch learners); others must run with "cpu".
     uses_device: ClassVar[bool] = False
+
+    @classmethod
+    def check_run(cls, options: dict[str, Any], run: RunFacts, seat: int) -> list[str]:
+        """What makes this run unplayable for the algorithm at `seat` with these options, beyond `games`,
+        `needs` and `pays` (e.g. an action the algorithm relies on that the game lacks); [] if nothing."""
+        return []
 
     @classmethod
     def validate_options(cls, options: dict[str, Any], game: str | None = None) -> None:

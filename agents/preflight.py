@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agents.algorithm import Algorithm
+from agents.algorithm import Algorithm, RunFacts
 from agents.registry import available_kinds, load_algorithm
 from protocols.messages import DISCLOSURES
 
@@ -30,18 +30,8 @@ class Problem:
     message: str
 
 
-@dataclass(frozen=True)
-class RunFacts:
-    """What a run config says about the run a seat will play in."""
-
-    game: str
-    n_agents: int
-    disclose: frozenset[str]
-    rmax: float
-
-
 def check_seat(kind: str, options: dict[str, Any], device: str = "cpu", resume: str | None = None,
-               run: RunFacts | None = None) -> list[Problem]:
+               run: RunFacts | None = None, seat: int = 0) -> list[Problem]:
     """Every problem of one seat: kind, options, device, resume file, and (with `run`) game, needs, rmax."""
     try:
         cls = load_algorithm(kind)
@@ -53,7 +43,8 @@ def check_seat(kind: str, options: dict[str, Any], device: str = "cpu", resume: 
     if resume is not None:
         problems += resume_problems(cls, kind, resume)
     if run is not None:
-        problems += run_problems(cls, kind, run)
+        valid = not any(p.key.startswith("options") for p in problems)
+        problems += run_problems(cls, kind, run, options if valid else None, seat)
     return problems
 
 
@@ -130,9 +121,12 @@ def resume_problems(cls: type[Algorithm], kind: str, resume: str) -> list[Proble
     return []
 
 
-def run_problems(cls: type[Algorithm], kind: str, run: RunFacts) -> list[Problem]:
-    """What the run must offer this kind: its game, the disclosures it needs, a pay phase if it pays."""
-    problems = []
+def run_problems(cls: type[Algorithm], kind: str, run: RunFacts, options: dict[str, Any] | None,
+                 seat: int) -> list[Problem]:
+    """What the run must offer this kind: its game, the disclosures it needs, a pay phase if it pays, and
+    (given valid `options`) whatever else the algorithm checks itself (`Algorithm.check_run`)."""
+    problems = [Problem("kind", f"kind '{kind}' cannot play this run: {why}")
+                for why in (cls.check_run(options, run, seat) if options is not None else [])]
     if cls.games is not None and run.game not in cls.games:
         problems.append(Problem("kind", f"kind '{kind}' plays only {', '.join(sorted(cls.games))}, not "
                                         f"'{run.game}'; choose a kind that plays it (e.g. random, pg, ac)"))

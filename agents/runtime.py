@@ -8,6 +8,7 @@ does not make the agent look dead to the arena.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -19,8 +20,8 @@ from typing import Any
 import numpy as np
 import zmq
 
-from agents.algorithm import Algorithm, SeatInfo, StepView, Trajectory
-from agents.preflight import RunFacts, option_problems, run_problems
+from agents.algorithm import Algorithm, RunFacts, SeatInfo, StepView, Trajectory
+from agents.preflight import option_problems, run_problems
 from protocols.codec import Codec, Message
 from protocols.errors import ProtocolError
 from protocols.messages import Act, Bye, EpisodeEnd, Heartbeat, Hello, Observe, Pay, PayRequest, Ready, Welcome
@@ -193,7 +194,8 @@ class AgentRuntime:
             return self._loop()
         except BaseException as exc:
             if self.info is not None and not self._arena_ended:  # seated: let the arena know now, not by timeout
-                self._send(Bye(reason=f"{self.name} stopped: {exc or type(exc).__name__}", ok=False))
+                with contextlib.suppress(Exception):  # never hide the failure itself
+                    self._send(Bye(reason=f"{self.name} stopped: {exc or type(exc).__name__}", ok=False))
             raise
         finally:
             self.heartbeats.stop()
@@ -234,12 +236,16 @@ class AgentRuntime:
             noop_action=welcome.noop_action)
         log.info("%s seated at %d of %d in run %s", self.name, welcome.seat, welcome.n_agents, welcome.run_id)
         cls = type(algo)
-        run = RunFacts(game=welcome.game, n_agents=welcome.n_agents, disclose=self.info.disclosed, rmax=welcome.rmax)
+        run = RunFacts(game=welcome.game, n_agents=welcome.n_agents, disclose=self.info.disclosed, rmax=welcome.rmax,
+                       action_names=welcome.action_names)
         problems = option_problems(cls, self.implementation, self.info.options, welcome.game)
-        problems += run_problems(cls, self.implementation, run)
+        problems += run_problems(cls, self.implementation, run, None if problems else self.info.options, welcome.seat)
         if problems:
             raise AgentError("; ".join(problem.message for problem in problems))
-        algo.setup(self.info)
+        try:
+            algo.setup(self.info)
+        except (ValueError, TypeError) as err:  # options or a game the algorithm cannot work with
+            raise AgentError(f"{self.implementation} cannot set up for this run: {err}") from None
         if self.resume is not None:
             try:
                 algo.load(str(self.resume))

@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.algorithm import Algorithm, SeatInfo, StepView
+from agents.algorithm import Algorithm, RunFacts, SeatInfo, StepView
 
 COOPERATE, DEFECT = 0, 1
 
@@ -77,11 +77,16 @@ class PaysForCooperation(Algorithm):
     games = frozenset({"ipd"})
     options_model = PaymentOptions
 
+    @classmethod
+    def check_run(cls, options: dict, run: RunFacts, seat: int) -> list[str]:
+        amount = PaymentOptions.model_validate(options).amount
+        if run.rmax > 0 and amount > run.rmax:
+            return [f"option amount = {amount:g} exceeds the run's rmax = {run.rmax:g}; lower it or raise rmax"]
+        return []
+
     def setup(self, info: SeatInfo) -> None:
         super().setup(info)
         self.amount = PaymentOptions.model_validate(info.options).amount
-        if self.amount > info.rmax:
-            raise ValueError(f"option amount = {self.amount} must be within [0, rmax = {info.rmax}]")
 
     def act(self, view: StepView) -> np.ndarray:
         return np.full(len(view.obs), DEFECT, dtype=np.int64)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from agents.preflight import RunFacts, check_seat
+from agents.algorithm import RunFacts
+from agents.preflight import check_seat
+from arena.games import make_game
 from launch.config import RunConfig, line_of
 
 
@@ -16,8 +18,9 @@ def seat_line(text: str, index: int, key: str) -> int | None:
     seen, table, header, found = -1, "", None, {}
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
-        if stripped.startswith("["):
-            table = stripped.strip("[] ")
+        header_match = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$", stripped)
+        if header_match:
+            table = header_match.group(1)
             if stripped.startswith("[[") and table == "agents":
                 seen += 1
                 header = number if seen == index else header
@@ -37,12 +40,12 @@ def preflight(config: RunConfig, text: str, path: Path) -> list[str]:
     (`arena agent` checks itself)."""
     arena = config.arena
     run = RunFacts(game=arena.game, n_agents=len(config.agents), disclose=frozenset(arena.disclose),
-                   rmax=arena.rmax)
+                   rmax=arena.rmax, action_names=make_game(arena.game, arena.params, 1).action_names)
     lines = []
     for index, seat in enumerate(config.agents):
         if seat.external:
             continue
-        for problem in check_seat(seat.kind, seat.options, seat.device, seat.resume, run):
+        for problem in check_seat(seat.kind, seat.options, seat.device, seat.resume, run, index):
             if problem.key.startswith("arena."):
                 line = line_of(text, ("arena", problem.key.removeprefix("arena."))) or seat_line(text, index, "kind")
             else:

@@ -158,3 +158,33 @@ def test_an_agent_failing_mid_run_is_named_as_the_cause(tmp_path: Path) -> None:
     assert "cause: agent 'alice'" in finished.output, finished.output
     assert "then the other agents stopped because the run ended: 'bob'" in finished.output, finished.output
     assert "cause: agent 'bob'" not in finished.output
+
+
+def test_what_an_algorithm_checks_about_the_run_itself(tmp_path: Path) -> None:
+    """Algorithm.check_run: pg-d needs give actions, LIO's "clean" incentive input a clean action, and a
+    payment option must fit rmax; each used to pass and then fail inside the agent with a traceback."""
+    config = write_config(tmp_path / "run.toml",
+                          {"game": "escape_room", "episodes": 1, "rmax": 1.0,
+                           "disclose": ["actions", "rewards", "observations", "payments"],
+                           "params": {"n_agents": 2}},
+                          [{"name": "alice", "kind": "pg-d"},
+                           {"name": "bob", "kind": "lio", "options": {"incentive_action_input": "clean"}}])
+    code, output = check(config)
+    assert code == 2 and "Traceback" not in output, output
+    assert "seat 0 'alice' (pg-d): kind 'pg-d' cannot play this run: pg-d needs the game's give-action" in output
+    assert "give_actions = true" in output
+    assert "seat 1 'bob' (lio): kind 'lio' cannot play this run: incentive_action_input = \"clean\"" in output
+    payer = config_with(tmp_path, {"kind": "pays-for-cooperation", "options": {"amount": 3.0}}, {"rmax": 2.0})
+    code, output = check(payer)
+    assert_refused(payer, output, code, "kind =", "option amount = 3 exceeds the run's rmax = 2")
+
+
+def test_lines_are_found_under_commented_headers(tmp_path: Path) -> None:
+    config = tmp_path / "run.toml"
+    config.write_text('[run]\nname = "c"\nout = "runs"\n[arena]  # the arena\ngame = "ipd"\n'
+                      '[[agents]]   # first seat\nname = "alice"\nkind = "pg"\n[agents.options]  # its options\n'
+                      'lrr = 1\n[[agents]] # second\nname = "bob"\nkind = "pg"\ndevice = "gpu"\n')
+    code, output = check(config)
+    assert code == 2, output
+    assert f"{config}:10: seat 0 'alice' (pg): unknown option 'lrr'" in output, output
+    assert f"{config}:14: seat 1 'bob' (pg): device = 'gpu'" in output, output

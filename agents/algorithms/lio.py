@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad
 
-from agents.algorithm import SeatInfo, StepView, Trajectory
+from agents.algorithm import RunFacts, SeatInfo, StepView, Trajectory
 from agents.learners.actor_critic import ActorCriticLearner, td_errors
 from agents.learners.common import (
     LearningAlgorithm,
@@ -39,6 +39,7 @@ from agents.learners.common import (
     Options,
     TrajectoryTensors,
     onehot_others,
+    options_for,
     parse_options,
 )
 from agents.learners.networks import IncentiveNet, PolicyNet, ValueNet, n_actions
@@ -104,16 +105,23 @@ class Episode:
     recipients: dict[int, Recipient]
 
 
+def clean_action_missing(names: list[str]) -> str | None:
+    """Why incentive_action_input = "clean" cannot work with an agent of these actions, or None."""
+    if any("clean" in name.lower() for name in names):
+        return None
+    return f'incentive_action_input = "clean" needs an action named clean (Cleanup); an agent has {names}'
+
+
 def fictitious_step(model: nn.Module, phi: Params, data: Recipient, reward: torch.Tensor, valid: torch.Tensor,
                     beta: float, entropy_coeff: float, eps: float, gamma: float) -> Params:
     """φ̂ = φ − β∇_φ L_PG(φ; o_j, a_j, r_j): the recipient's one REINFORCE step, differentiable in `reward`."""
 
-    known = valid * (data.actions >= 0)  # a hidden public action (-1) gives no policy-gradient term
+    known = (data.actions >= 0).to(valid.dtype)  # a hidden public action (-1) gives no log-probability term
 
     def inner_loss(params: Params, r: torch.Tensor) -> torch.Tensor:
         logits = functional_call(model, params, (data.obs,))
-        return reinforce_loss(logits, data.actions.clamp(min=0), discounted_returns(r, valid, gamma), known, eps,
-                              entropy_coeff)
+        returns = discounted_returns(r, valid, gamma) * known  # the entropy bonus still counts every valid step
+        return reinforce_loss(logits, data.actions.clamp(min=0), returns, valid, eps, entropy_coeff)
 
     g = grad(inner_loss)(phi, reward)
     return {name: p - beta * g[name] for name, p in phi.items()}
@@ -211,15 +219,19 @@ class LIO(LearningAlgorithm):
         cumulative = per_step.cumsum(0)
         return torch.cat([torch.zeros_like(cumulative[:1]), cumulative], dim=0)
 
+    @classmethod
+    def check_run(cls, options: dict[str, Any], run: RunFacts, seat: int) -> list[str]:
+        opts = options_for(cls.options_model, run.game, options, cls.defaults)
+        if opts.incentive_action_input == "clean":
+            return [why for why in (clean_action_missing(names) for names in run.action_names) if why]
+        return []
+
     def _clean_actions(self) -> list[int]:
         """Index of each agent's clean action (Cleanup's 'cleaned' one-hot incentive input)."""
-        index = []
         for names in self.info.action_names:
-            hits = [k for k, name in enumerate(names) if "clean" in name.lower()]
-            if not hits:
-                raise ValueError(f"incentive_action_input='clean' needs an action named 'clean'; got {names}")
-            index.append(hits[0])
-        return index
+            if why := clean_action_missing(names):
+                raise ValueError(why)
+        return [next(k for k, name in enumerate(names) if "clean" in name.lower()) for names in self.info.action_names]
 
     def action_features(self, joint_action: torch.Tensor) -> torch.Tensor:
         """Incentive input for the others' actions this step, ascending seat id, self omitted."""

@@ -12,19 +12,35 @@ from typing import Any
 
 import numpy as np
 
-from agents.algorithm import SeatInfo, Trajectory
+from agents.algorithm import RunFacts, SeatInfo, Trajectory
 from agents.algorithms.pg import PolicyGradient
+
+
+def give_actions(names: list[str]) -> np.ndarray:
+    """Which of a seat's actions give (the give-action variants name them "...give...")."""
+    return np.array(["give" in name.lower() for name in names])
+
+
+def missing_give_actions(names: list[str]) -> str | None:
+    if give_actions(names).any():
+        return None
+    return ("pg-d needs the game's give-action variant (e.g. escape_room with [arena.params] give_actions = "
+            f"true); this seat's actions are {names}")
 
 
 class PolicyGradientDiscreteGive(PolicyGradient):
     """PG on a game's give-action variant; reports how often it gives."""
 
+    @classmethod
+    def check_run(cls, options: dict[str, Any], run: RunFacts, seat: int) -> list[str]:
+        problem = missing_give_actions(run.action_names[seat])
+        return [problem] if problem else []
+
     def setup(self, info: SeatInfo) -> None:
-        names = info.action_names[info.seat]
-        self.give_actions = np.array(["give" in name.lower() for name in names])
-        if not self.give_actions.any():
-            raise ValueError("pg_d needs the game's give-action variant (e.g. escape_room with "
-                             f"[arena.params] give_actions = true); this seat's actions are {names}")
+        problem = missing_give_actions(info.action_names[info.seat])
+        if problem:
+            raise ValueError(problem)
+        self.give_actions = give_actions(info.action_names[info.seat])
         super().setup(info)
 
     def end_episode(self, trajectory: Trajectory, summary: dict[str, Any]) -> dict[str, float]:

@@ -76,7 +76,7 @@ class ActorCritic(LearningAlgorithm):
         """Total reward (extrinsic + incentives received)."""
         return tt.rewards
 
-    @torch.no_grad()
+    @torch.inference_mode()  # acting builds no graph; cheaper than no_grad
     def act(self, view: StepView) -> np.ndarray:
         obs = self.obs_tensor(view.obs)
         extra = self.step_extra(view)

@@ -243,13 +243,13 @@ class LIO(LearningAlgorithm):
 
     # ----- acting and paying (hot path) -----
 
-    @torch.no_grad()
+    @torch.inference_mode()  # acting builds no graph; cheaper than no_grad
     def act(self, view: StepView) -> np.ndarray:
         logits = self.policy(self.obs_tensor(view.obs))
         eps = 0.0 if view.evaluate else self.epsilon.value  # evaluation: no exploration (§1.1)
         return sample_mixed(logits, eps, self.gen).cpu().numpy()
 
-    @torch.no_grad()
+    @torch.inference_mode()  # acting builds no graph; cheaper than no_grad
     def pay(self, view: StepView, joint_action: np.ndarray) -> np.ndarray:
         """r_η_i(o_i,t, a_−i,t) with the self entry zeroed."""
         actions = torch.as_tensor(joint_action, dtype=torch.int64, device=self.device)

@@ -118,6 +118,14 @@ def read_checkpoint(path: str, kind: str, device: torch.device | str = "cpu") ->
     return payload
 
 
+def torch_threads() -> int:
+    """Threads a CPU learner gives torch: `ARENA_TORCH_THREADS` (default 1)."""
+    value = os.environ.get("ARENA_TORCH_THREADS", "1")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"ARENA_TORCH_THREADS = {value!r}: give a whole number of threads, at least 1")
+    return int(value)
+
+
 class Options(BaseModel):
     """Base for per-algorithm options: unknown keys are errors, so typos fail at setup."""
 
@@ -218,8 +226,8 @@ class LearningAlgorithm(Algorithm):
         """Device, own RNGs (never the process-global ones) and single-threaded torch on shared CPUs."""
         self.info = info
         self.device = torch.device(info.device)
-        if self.device.type == "cpu":
-            torch.set_num_threads(1)
+        if self.device.type == "cpu":  # several agent processes share few cores: one thread each by default
+            torch.set_num_threads(torch_threads())
         self.gen = torch.Generator(device=self.device)
         self.gen.manual_seed(int(info.seed))
         self.np_rng = np.random.default_rng(int(info.seed))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import math
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -44,13 +45,22 @@ class Message:
         return self.header.type
 
 
+#: numpy dtype → (wire name, little-endian dtype); looked up per array on the hot path.
+_WIRE_TYPES: dict[np.dtype, tuple[str, np.dtype]] = {
+    np.dtype(name): (name, np.dtype(name).newbyteorder("<")) for name in ALLOWED_DTYPES}
+#: wire name → (little-endian dtype, native dtype, item size), for decoding.
+_NATIVE_TYPES: dict[str, tuple[np.dtype, np.dtype, int]] = {
+    name: (np.dtype(name).newbyteorder("<"), np.dtype(name), np.dtype(name).itemsize) for name in ALLOWED_DTYPES}
+
+
 def _to_wire(value: Any, buffers: list[bytes]) -> Any:
     """Replace arrays by buffer references; drop None fields of models (readers default them)."""
     if isinstance(value, np.ndarray):
-        name = value.dtype.name
-        if name not in ALLOWED_DTYPES:
-            raise TypeError(f"dtype {name} cannot go on the wire; allowed: {sorted(ALLOWED_DTYPES)}")
-        buffers.append(np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<")).tobytes())
+        wire = _WIRE_TYPES.get(value.dtype) or _WIRE_TYPES.get(value.dtype.newbyteorder("="))
+        if wire is None:
+            raise TypeError(f"dtype {value.dtype.name} cannot go on the wire; allowed: {sorted(ALLOWED_DTYPES)}")
+        name, little = wire
+        buffers.append((value if value.dtype == little else value.astype(little)).tobytes())
         return {_ARRAY_KEY: len(buffers) - 1, "dtype": name, "shape": list(value.shape)}
     if isinstance(value, BaseModel):
         return {k: _to_wire(v, buffers) for k, v in value.__dict__.items() if v is not None}
@@ -84,12 +94,13 @@ def _array_from_ref(ref: dict, buffers: list[bytes]) -> np.ndarray:
     if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
         raise ProtocolError(ErrorCode.MALFORMED, f"array shape {shape!r} is not a list of sizes")
     buffer = buffers[index]
-    expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    little, native, itemsize = _NATIVE_TYPES[dtype]
+    expected = math.prod(shape) * itemsize
     if len(buffer) != expected:
         raise ProtocolError(ErrorCode.MALFORMED,
                             f"array buffer {index} has {len(buffer)} bytes; dtype {dtype} shape {shape} "
                             f"needs {expected}")
-    return np.frombuffer(buffer, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape).astype(dtype)
+    return np.frombuffer(buffer, dtype=little).reshape(shape).astype(native)
 
 
 def now_utc() -> str:

@@ -166,6 +166,20 @@ class SpecClient:
             raise SpecError(f"expected {types}, got {header['type']}: {content}")
         return header, content
 
+    def join(self, name: str, seat: int | None, needs: list[str], capabilities: list[str],
+             implementation: str = "spec-client/0.1") -> dict[str, Any]:
+        """hello → welcome (the reply must name the hello as its parent); returns the welcome content."""
+        hello: dict[str, Any] = {"name": name, "implementation": implementation, "needs": needs,
+                                 "capabilities": capabilities}
+        if seat is not None:
+            hello["seat"] = seat
+        sent = self.send("hello", hello)
+        header, welcome = self.expect("welcome")
+        assert header["parent_id"] == sent["msg_id"]
+        self.seat = welcome["seat"]
+        self.heartbeat_interval_s = welcome["deadlines"]["heartbeat_interval_s"]
+        return welcome
+
     def close(self) -> None:
         self.socket.close(0)
         self.heartbeat_socket.close(0)
@@ -179,15 +193,7 @@ def play(address: str, key: bytes | None, name: str, seat: int | None, action: i
     client = SpecClient(address, key)
     record: dict[str, Any] = {"episodes": [], "lobby": [], "errors": [], "pay_requests": 0}
     try:
-        hello = {"name": name, "implementation": "spec-client/0.1", "needs": ["actions"],
-                 "capabilities": ["incentives"] if pay_to is not None else []}
-        if seat is not None:
-            hello["seat"] = seat
-        hello_header = client.send("hello", hello)
-        header, welcome = client.expect("welcome")
-        assert header["parent_id"] == hello_header["msg_id"]
-        client.seat = welcome["seat"]
-        client.heartbeat_interval_s = welcome["deadlines"]["heartbeat_interval_s"]
+        welcome = client.join(name, seat, ["actions"], ["incentives"] if pay_to is not None else [])
         record["welcome"] = welcome
         batch, n = welcome["batch_size"], welcome["n_agents"]
         n_actions = welcome["action_spaces"][client.seat]["n"]

@@ -150,16 +150,7 @@ def serve(client: SpecClient, act: Any, pay: Any = None) -> dict[str, Any]:
 def join(address: str, name: str, seat: int | None, needs: list[str], capabilities: list[str] = ()
          ) -> tuple[SpecClient, dict[str, Any]]:
     client = SpecClient(address, None)
-    hello: dict[str, Any] = {"name": name, "implementation": "spec-numbers/0.1", "needs": needs,
-                             "capabilities": list(capabilities)}
-    if seat is not None:
-        hello["seat"] = seat
-    sent = client.send("hello", hello)
-    header, welcome = client.expect("welcome")
-    assert header["parent_id"] == sent["msg_id"]
-    client.seat = welcome["seat"]
-    client.heartbeat_interval_s = welcome["deadlines"]["heartbeat_interval_s"]
-    return client, welcome
+    return client, client.join(name, seat, needs, list(capabilities), "spec-numbers/0.1")
 
 
 def join_and_play(address: str, name: str, seat: int | None, needs: list[str], act: Any,

@@ -1,8 +1,11 @@
-"""The arena server: an asyncio ZeroMQ ROUTER that seats agents and steps B copies of a game.
+"""The arena server: a ZeroMQ ROUTER on an asyncio loop that seats agents and steps B copies of a game.
 
-One coroutine receives and dispatches every message (it never blocks and never crashes on bad
-input); the run coroutine walks the phases of each step — observe → act → pay → step — awaiting one
-reply per seat per phase; a watchdog ends the run when a seat stops sending heartbeats.
+The socket is a plain (blocking-API) pyzmq socket read without blocking: whenever its file descriptor
+signals, `_drain` takes every waiting message and handles it synchronously (it never blocks and never
+crashes on bad input). The run coroutine walks the phases of each step — observe → act → pay → step —
+sending one message per seat and awaiting one `Phase`, which the handlers complete when the last
+reply is in. A watchdog ends the run when a seat stops sending heartbeats. This costs a fraction of
+zmq.asyncio's future per send and per receive (see bench/results/throughput.md).
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import zmq
-import zmq.asyncio
 
 from arena.games import make_game
 from arena.ledger import Ledger
@@ -43,16 +45,18 @@ from protocols.messages import (
     Heartbeat,
     Hello,
     Lobby,
-    Observe,
     Pay,
     PayRequest,
     Ready,
     Welcome,
 )
 from protocols.spaces import describe_space
+from protocols.transport import NOBLOCK, readable, recv_frames, send_frames
 
 log = logging.getLogger("arena")
 REPLIES = {"act": Act, "pay": Pay, "ready": Ready}
+#: Messages handled per wake-up before the loop gets a turn (a flood cannot starve the run).
+DRAIN_BATCH = 256
 
 
 class RunAborted(Exception):
@@ -64,12 +68,22 @@ class RunAborted(Exception):
 
 
 @dataclass
-class Pending:
-    """A reply the run is waiting for from one seat."""
+class Phase:
+    """The replies the run is waiting for: one `kind` from each seat in `waiting`, for (episode, t).
+    `complete` resolves when the last one is in (or at the deadline)."""
 
-    future: asyncio.Future
+    kind: str
     episode: int
     t: int
+    waiting: set[int]
+    complete: asyncio.Future
+    replies: dict[int, Any] = field(default_factory=dict)
+
+    def answer(self, seat: int, reply: Any) -> None:
+        self.waiting.discard(seat)
+        self.replies[seat] = reply
+        if not self.waiting and not self.complete.done():
+            self.complete.set_result(None)
 
 
 @dataclass
@@ -86,7 +100,6 @@ class Seat:
     last_seen: float = 0.0
     finished: bool = False
     deadline_misses: int = 0
-    pending: dict[str, Pending] = field(default_factory=dict)
 
     @property
     def seated(self) -> bool:
@@ -133,13 +146,16 @@ class Arena:
         self._lobby_full = asyncio.Event()
         self._abort: RunAborted | None = None
         self._main: asyncio.Task | None = None
+        self._phase: Phase | None = None
+        self._drain_scheduled = False
+        self._draining = False
         self.episodes_done = 0
         self.trained = 0
 
     # ------------------------------------------------------------------ lifecycle
     async def serve(self, on_bound: Any = None) -> int:
         """Bind, seat the agents, play every episode, say goodbye. Returns a process exit code."""
-        context = zmq.asyncio.Context()
+        context = zmq.Context()
         self.sock = context.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.sock.setsockopt(zmq.LINGER, 1000)
@@ -154,7 +170,8 @@ class Arena:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.abort, ErrorCode.RUN_ABORTED, f"interrupted by {sig.name}")
-        receiver = asyncio.create_task(self._receive_loop())
+        descriptor = self.sock.FD
+        loop.add_reader(descriptor, self._drain)
         watchdog = asyncio.create_task(self._watchdog())
         try:
             await self._play()
@@ -167,15 +184,15 @@ class Arena:
                                       RunAborted(ErrorCode.RUN_ABORTED, "cancelled"))
             status, reason, code = "aborted", str(failure), 3
             log.error("run aborted: %s", reason)
-            await self._broadcast(Error(code=failure.code.value, message=reason, fatal=True))
+            self._broadcast(Error(code=failure.code.value, message=reason, fatal=True))
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.remove_signal_handler(sig)
-        await self._broadcast(Bye(reason=reason, ok=code == 0))
+        self._broadcast(Bye(reason=reason, ok=code == 0))
         watchdog.cancel()
-        receiver.cancel()
-        await asyncio.gather(watchdog, receiver, return_exceptions=True)
+        await asyncio.gather(watchdog, return_exceptions=True)
+        loop.remove_reader(descriptor)
         self.writer.finish(status, reason, self.episodes_done, self._seat_report())
         self.sock.close()
         context.term()
@@ -203,34 +220,56 @@ class Arena:
                  "pays": s.pays, "deadline_misses": s.deadline_misses} for s in self.seats]
 
     # ------------------------------------------------------------------ transport
-    async def _send(self, identity: bytes, content: Content, parent: Message | Header | None = None) -> None:
+    def _send(self, identity: bytes, content: Content, parent: Message | Header | None = None) -> None:
         if isinstance(parent, Message):
             parent = parent.header
-        frames = self.codec.encode(content, parent)
-        try:
-            await self.sock.send_multipart([identity, *frames])
-        except zmq.ZMQError as exc:
-            log.warning("could not send %s to %r: %s", content.type, identity, exc)
+        self._send_frames(identity, self.codec.encode(content, parent))
 
-    async def _broadcast(self, content: Content) -> None:
+    def _send_frames(self, identity: bytes, frames: list[bytes]) -> None:
+        """Send without blocking: a full queue means the agent reads nothing (it floods or hangs), and the
+        run must not wait on it; what was dropped is logged."""
+        try:
+            send_frames(self.sock, [identity, *frames], NOBLOCK)
+        except zmq.Again:
+            log.warning("dropped a message to %r: its send queue is full (the agent is not reading)", identity)
+        except zmq.ZMQError as exc:
+            log.warning("could not send to %r: %s", identity, exc)
+        if not self._draining and not self._drain_scheduled:
+            # a send may consume the socket's edge-triggered read signal: look for replies once after it
+            self._drain_scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain)
+
+    def _broadcast(self, content: Content) -> None:
         for seat in self.seats:
             if seat.seated:
-                await self._send(seat.identity, content)
+                self._send(seat.identity, content)
 
-    async def _reply_error(self, identity: bytes, err: ProtocolError, parent: Message | Header | None = None) -> None:
+    def _reply_error(self, identity: bytes, err: ProtocolError, parent: Message | Header | None = None) -> None:
         log.warning("error to %r: %s", identity, err)
-        await self._send(identity, Error(code=err.code.value, message=err.message, field=err.field,
-                                         hint=err.hint, fatal=err.fatal), parent)
+        self._send(identity, Error(code=err.code.value, message=err.message, field=err.field,
+                                   hint=err.hint, fatal=err.fatal), parent)
 
-    async def _receive_loop(self) -> None:
-        while True:
-            frames = await self.sock.recv_multipart()
-            try:
-                await self._handle(frames[0], frames[1:])
-            except Exception:
-                log.exception("unexpected failure handling a message from %r; message dropped", frames[0])
+    def _drain(self) -> None:
+        """Handle every message waiting on the socket (up to DRAIN_BATCH, then yield to the loop)."""
+        self._drain_scheduled = False
+        if self.sock.closed:
+            return
+        self._draining = True
+        try:
+            for _ in range(DRAIN_BATCH):
+                if not readable(self.sock):
+                    return
+                frames = recv_frames(self.sock, NOBLOCK)
+                try:
+                    self._handle(frames[0], frames[1:])
+                except Exception:
+                    log.exception("unexpected failure handling a message from %r; message dropped", frames[0])
+            self._drain_scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain)
+        finally:
+            self._draining = False
 
-    async def _handle(self, identity: bytes, frames: list[bytes]) -> None:
+    def _handle(self, identity: bytes, frames: list[bytes]) -> None:
         seat = next((s for s in self.seats if s.identity == identity), None)
         try:
             message = self.codec.decode(frames)
@@ -242,26 +281,26 @@ class Arena:
                 parent = self.codec.decode_header(frames)
             except ProtocolError:
                 parent = None
-            await self._reply_error(identity, err, parent)
+            self._reply_error(identity, err, parent)
             return
         kind = message.type
         if kind == "heartbeat":
             owner = next((s for s in self.seats if s.session == message.header.session), None)
             if owner is not None:
                 owner.last_seen = time.monotonic()
-            await self._send(identity, Heartbeat(seat=owner.index if owner else None), message)
+            self._send(identity, Heartbeat(seat=owner.index if owner else None), message)
             return
         if kind == "hello":
-            await self._hello(identity, message)
+            self._hello(identity, message)
             return
         if seat is None:
-            await self._reply_error(identity, ProtocolError(
+            self._reply_error(identity, ProtocolError(
                 ErrorCode.NOT_SEATED, f"'{kind}' from a connection without a seat", hint="send hello first"),
                 message)
             return
         seat.last_seen = time.monotonic()
         if kind in REPLIES:
-            await self._reply(seat, message)
+            self._reply(seat, message)
         elif kind == "bye":
             self._seat_left(seat, f"said bye: {message.content.reason or 'no reason given'}")
         elif kind == "error":
@@ -269,7 +308,7 @@ class Arena:
             if message.content.fatal:
                 self._seat_left(seat, f"reported a fatal error: {message.content.message}")
         else:
-            await self._reply_error(seat.identity, ProtocolError(
+            self._reply_error(seat.identity, ProtocolError(
                 ErrorCode.UNKNOWN_TYPE, f"the arena does not accept '{kind}' from agents",
                 field="type", hint="agents send hello, act, pay, ready, heartbeat, error, bye"), message)
 
@@ -284,13 +323,13 @@ class Arena:
             seat.name = seat.implementation = ""
 
     # ------------------------------------------------------------------ handshake
-    async def _hello(self, identity: bytes, message: Message) -> None:
+    def _hello(self, identity: bytes, message: Message) -> None:
         hello: Hello = message.content
         try:
             seat = self._assign_seat(identity, hello)
             self._check_needs(hello)
         except ProtocolError as err:
-            await self._reply_error(identity, err, message)
+            self._reply_error(identity, err, message)
             return
         seat.identity, seat.session, seat.name = identity, message.header.session, hello.name
         seat.implementation = hello.implementation
@@ -300,9 +339,9 @@ class Arena:
             seat.default_action = hello.default_action
         seat.last_seen = time.monotonic()
         log.info("%s seated", seat.describe())
-        await self._send(identity, self._welcome(seat), message)
+        self._send(identity, self._welcome(seat), message)
         waiting = [s.spec.name for s in self.seats if not s.seated]
-        await self._broadcast(Lobby(filled=len(self.seats) - len(waiting), total=len(self.seats),
+        self._broadcast(Lobby(filled=len(self.seats) - len(waiting), total=len(self.seats),
                                     waiting_for=waiting))
         if not waiting:  # started now, not when _play wakes: a seat leaving in between aborts the run
             self.started = True
@@ -385,20 +424,19 @@ class Arena:
                                 heartbeat_timeout_s=s.heartbeat_timeout_s))
 
     # ------------------------------------------------------------------ replies and deadlines
-    async def _reply(self, seat: Seat, message: Message) -> None:
-        content = message.content
-        pending = seat.pending.get(message.type)
-        if pending is None or pending.future.done():
-            await self._reply_error(seat.identity, ProtocolError(
+    def _reply(self, seat: Seat, message: Message) -> None:
+        content, phase = message.content, self._phase
+        if phase is None or phase.kind != message.type or seat.index not in phase.waiting:
+            self._reply_error(seat.identity, ProtocolError(
                 ErrorCode.OUT_OF_PHASE, f"no '{message.type}' expected from {seat.describe()} now "
                 "(late after a deadline, or sent twice)", hint="answer each observe/pay_request/"
                 "episode_end exactly once"), message)
             return
-        step = getattr(content, "t", pending.t)
-        if content.episode != pending.episode or step != pending.t:
-            await self._reply_error(seat.identity, ProtocolError(
+        step = getattr(content, "t", phase.t)
+        if content.episode != phase.episode or step != phase.t:
+            self._reply_error(seat.identity, ProtocolError(
                 ErrorCode.OUT_OF_PHASE, f"'{message.type}' is for episode {content.episode} step {step}, the "
-                f"arena is at episode {pending.episode} step {pending.t}", field="t"), message)
+                f"arena is at episode {phase.episode} step {phase.t}", field="t"), message)
             return
         try:
             if message.type == "act":
@@ -406,14 +444,14 @@ class Arena:
             elif message.type == "pay":
                 content.amounts = self.ledger.validate(seat.index, content.amounts)
         except ProtocolError as err:
-            await self._reply_error(seat.identity, err, message)
+            self._reply_error(seat.identity, err, message)
             if message.type == "pay":  # a refused payment counts as paying nothing; the run goes on
                 self.ledger.refused[seat.index] += 1
-                pending.future.set_result(None)
+                phase.answer(seat.index, None)
             return
         if message.type == "ready" and content.episode == self.settings.total_episodes - 1:
             seat.finished = True
-        pending.future.set_result(content)
+        phase.answer(seat.index, content)
 
     def _check_act(self, seat: Seat, act: Act) -> None:
         space = self.game.action_spaces[seat.index]
@@ -440,42 +478,45 @@ class Arena:
                                     f"symbols in 0..{vocab - 1}, from an agent with the 'messages' capability",
                                     field="message")
 
-    def _expect(self, seats: list[Seat], kind: str, episode: int, t: int) -> dict[int, asyncio.Future]:
-        loop = asyncio.get_running_loop()
-        futures = {}
-        for seat in seats:
-            future = loop.create_future()
-            seat.pending[kind] = Pending(future, episode, t)
-            futures[seat.index] = future
-        return futures
+    def _expect(self, seats: list[Seat], kind: str, episode: int, t: int) -> Phase:
+        """Open the phase in which each of `seats` owes one `kind` reply (before sending what asks for it)."""
+        self._phase = Phase(kind, episode, t, {seat.index for seat in seats},
+                            asyncio.get_running_loop().create_future())
+        return self._phase
 
-    async def _collect(self, kind: str, futures: dict[int, asyncio.Future], timeout: float | None) -> dict:
-        """Await one reply per seat, applying each seat's deadline policy to the late ones."""
-        await asyncio.wait(futures.values(), timeout=timeout)
-        results: dict[int, Any] = {}
-        for index, future in futures.items():
-            seat = self.seats[index]
-            if future.done():
-                results[index] = future.result()
-                continue
-            policy = seat.spec.deadline or self.settings.deadline
-            if timeout is None or policy == "wait":
-                results[index] = await future
-            elif policy == "default":
-                seat.pending.pop(kind, None)
-                future.cancel()
+    async def _collect(self, phase: Phase, timeout: float | None) -> dict[int, Any]:
+        """Await one reply per seat, applying each seat's deadline policy to the late ones; returns the
+        replies by seat index (None for a default after a missed deadline or a refused payment)."""
+        loop = asyncio.get_running_loop()
+        try:
+            if phase.waiting:
+                timer = None if timeout is None else loop.call_later(
+                    timeout, lambda: phase.complete.done() or phase.complete.set_result(None))
+                try:
+                    await phase.complete
+                finally:
+                    if timer is not None:
+                        timer.cancel()
+            for index in sorted(phase.waiting):
+                seat = self.seats[index]
+                policy = seat.spec.deadline or self.settings.deadline
+                if policy == "wait":
+                    continue
+                if policy == "abort":
+                    raise RunAborted(ErrorCode.DEADLINE_MISSED, f"{seat.describe()} did not answer '{phase.kind}' "
+                                     f"within {timeout} s (deadline policy 'abort'); raise [arena] step_timeout_s "
+                                     "or set deadline = 'default' or 'wait'")
                 seat.deadline_misses += 1
-                results[index] = None
-                await self._send(seat.identity, Error(
-                    code=ErrorCode.DEADLINE_MISSED.value, field=kind,
-                    message=f"no {kind} within {timeout} s; the default was used (miss {seat.deadline_misses})"))
-            else:
-                raise RunAborted(ErrorCode.DEADLINE_MISSED, f"{seat.describe()} did not answer '{kind}' within "
-                                 f"{timeout} s (deadline policy 'abort'); raise [arena] step_timeout_s or set "
-                                 "deadline = 'default' or 'wait'")
-        for seat in self.seats:
-            seat.pending.pop(kind, None)
-        return results
+                phase.answer(index, None)
+                self._send(seat.identity, Error(
+                    code=ErrorCode.DEADLINE_MISSED.value, field=phase.kind,
+                    message=f"no {phase.kind} within {timeout} s; the default was used (miss {seat.deadline_misses})"))
+            if phase.waiting:  # seats whose policy is to wait
+                phase.complete = loop.create_future()
+                await phase.complete
+            return phase.replies
+        finally:
+            self._phase = None
 
     async def _watchdog(self) -> None:
         period = min(0.25, self.settings.heartbeat_interval_s / 2)
@@ -525,11 +566,11 @@ class Arena:
         timeout = self.settings.step_timeout_s
         misses_before = [s.deadline_misses for s in self.seats]
         for t in range(game.max_steps):
-            futures = self._expect(self.seats, "act", episode, t)
+            phase = self._expect(self.seats, "act", episode, t)
             for seat, observe in zip(self.seats, self._observations(episode, t, obs, memory, active, terminated,
                                                                     timeout, evaluate)):
-                await self._send(seat.identity, observe)
-            acts = await self._collect("act", futures, timeout)
+                self._send_frames(seat.identity, self.codec.encode_fields(observe))
+            acts = await self._collect(phase, timeout)
             actions = np.stack([acts[i].actions.astype(np.int64) if acts[i] is not None else
                                 np.full(batch, self.seats[i].default_action, np.int64) for i in range(n)], 1)
             messages = np.stack([acts[i].message.astype(np.int64) if acts[i] is not None and acts[i].message
@@ -537,11 +578,11 @@ class Arena:
             public = game.public_actions(actions)
             payments = np.zeros((batch, n, n))
             if payers:
-                futures = self._expect(payers, "pay", episode, t)
+                phase = self._expect(payers, "pay", episode, t)
                 request = PayRequest(episode=episode, t=t, joint_action=public, deadline_s=timeout)
                 for seat in payers:
-                    await self._send(seat.identity, request)
-                for index, pay in (await self._collect("pay", futures, timeout)).items():
+                    self._send(seat.identity, request)
+                for index, pay in (await self._collect(phase, timeout)).items():
                     if pay is not None:
                         payments[:, index, :] = pay.amounts
             result = game.step(actions)
@@ -571,28 +612,23 @@ class Arena:
         ledger_record = {**self.ledger.episode_record(episode, self.names), "evaluate": evaluate,
                          "trained": self.trained}
         last = episode == self.settings.total_episodes - 1
-        futures = self._expect(self.seats, "ready", episode, 0)
+        phase = self._expect(self.seats, "ready", episode, 0)
         finals = self._observations(episode, int(length.max()), obs, memory, active, terminated, None, evaluate)
         for seat, final in zip(self.seats, finals):
-            await self._send(seat.identity, EpisodeEnd(episode=episode, final=final, last=last, evaluate=evaluate,
+            self._send(seat.identity, EpisodeEnd(episode=episode, final=final, last=last, evaluate=evaluate,
                                                         summary=self._summary_for(seat, summary)))
         self.writer.episode(summary, ledger_record)
-        await self._collect("ready", futures, None)
+        await self._collect(phase, None)
 
     def _observations(self, episode: int, t: int, obs: list[np.ndarray], memory: StepMemory, active: np.ndarray,
-                      terminated: np.ndarray, deadline: float | None, evaluate: bool) -> list[Observe]:
-        """One `observe` per seat; what all seats share is computed once (the hot path of a run)."""
+                      terminated: np.ndarray, deadline: float | None, evaluate: bool) -> list[dict[str, Any]]:
+        """One `observe` per seat, as the fields of `Observe` without the model (the hot path of a run:
+        these are the arena's own messages, built from checked state; `Codec.encode_fields` sends them).
+        What all seats share is computed once; fields that are not disclosed are left out."""
         game, disclose = self.game, self.settings.disclose
         visibility = game.visibility() if "visibility" in disclose else None
         masks = game.action_masks()
-        shared = {"episode": episode, "t": t, "active": active, "terminated": terminated, "deadline_s": deadline,
-                  "evaluate": evaluate,
-                  "actions": memory.actions if "actions" in disclose else None,
-                  "rewards": memory.extrinsic if "rewards" in disclose else None,
-                  "observations": obs if "observations" in disclose else None,
-                  "payments": memory.payments if "payments" in disclose else None,
-                  "messages": memory.messages if "messages" in disclose else None,
-                  "state": game.state() if "state" in disclose else None}
+        state = game.state() if "state" in disclose else None
         given = self.ledger.given_per_copy() if game.obs_includes_incentives_given else None
         messages = []
         for seat in self.seats:
@@ -602,11 +638,18 @@ class Arena:
                 others = [j for j in range(game.n_agents) if j != i]
                 own = np.concatenate([own.reshape(len(own), -1).astype(np.float32),
                                       given[:, i, others].astype(np.float32)], axis=1)
-            messages.append(Observe.model_construct(
-                obs=own, reward=memory.total[:, i], extrinsic=memory.extrinsic[:, i],
-                incentives=memory.incentives[:, i], played=memory.played[:, i],
-                visible=visibility[:, i, :] if visibility is not None else None,
-                action_mask=masks[i] if masks is not None else None, **shared))
+            fields = {
+                "type": "observe", "episode": episode, "t": t, "obs": own, "reward": memory.total[:, i],
+                "extrinsic": memory.extrinsic[:, i], "incentives": memory.incentives[:, i], "active": active,
+                "played": memory.played[:, i], "visible": visibility[:, i, :] if visibility is not None else None,
+                "terminated": terminated, "action_mask": masks[i] if masks is not None else None,
+                "actions": memory.actions if "actions" in disclose else None,
+                "rewards": memory.extrinsic if "rewards" in disclose else None,
+                "observations": obs if "observations" in disclose else None,
+                "payments": memory.payments if "payments" in disclose else None,
+                "messages": memory.messages if "messages" in disclose else None,
+                "state": state, "deadline_s": deadline, "evaluate": evaluate}
+            messages.append({key: value for key, value in fields.items() if value is not None})
         return messages
 
     def _summary_for(self, seat: Seat, summary: dict[str, Any]) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def main() -> None:
 
     def arena_side() -> list[list[bytes]]:
         observes = arena._observations(0, 1, obs, memory, active, terminated, 30.0, False)
-        return [arena.codec.encode(observe) for observe in observes]
+        return [arena.codec.encode_fields(observe) for observe in observes]
 
     def agents_side(frames: list[list[bytes]]) -> None:
         for message in frames:

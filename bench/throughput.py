@@ -86,7 +86,7 @@ def frame_sizes(game_name: str, batch: int) -> tuple[list[list[int]], list[int]]
                             payments=np.zeros((batch, n, n), np.float32), messages=np.full((batch, n), -1, np.int64))
         observes = arena._observations(0, 0, obs, memory, np.ones(batch, bool), np.zeros(batch, bool),
                                        settings.step_timeout_s, False)
-        encoded = [arena.codec.encode(observe) for observe in observes]
+        encoded = [arena.codec.encode_fields(observe) for observe in observes]
         arena.writer.finish("complete", "frame sizes only", 0, [])
     parent = arena.codec.decode(encoded[0]).header
     act = Codec().encode(Act(episode=0, t=0, actions=np.zeros(batch, np.int64)), parent)

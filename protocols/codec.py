@@ -53,9 +53,15 @@ _NATIVE_TYPES: dict[str, tuple[np.dtype, np.dtype, int]] = {
     name: (np.dtype(name).newbyteorder("<"), np.dtype(name), np.dtype(name).itemsize) for name in ALLOWED_DTYPES}
 
 
+_SCALARS = frozenset((str, int, float, bool, type(None), bytes))
+
+
 def _to_wire(value: Any, buffers: list[bytes]) -> Any:
     """Replace arrays by buffer references; drop None fields of models (readers default them)."""
-    if isinstance(value, np.ndarray):
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is np.ndarray:
         wire = _WIRE_TYPES.get(value.dtype) or _WIRE_TYPES.get(value.dtype.newbyteorder("="))
         if wire is None:
             raise TypeError(f"dtype {value.dtype.name} cannot go on the wire; allowed: {sorted(ALLOWED_DTYPES)}")
@@ -63,14 +69,21 @@ def _to_wire(value: Any, buffers: list[bytes]) -> Any:
         buffers.append((value if value.dtype == little else value.astype(little)).tobytes())
         return {_ARRAY_KEY: len(buffers) - 1, "dtype": name, "shape": list(value.shape)}
     if isinstance(value, BaseModel):
-        return {k: _to_wire(v, buffers) for k, v in value.__dict__.items() if v is not None}
+        return _fields_to_wire(value.__dict__, buffers)
     if isinstance(value, dict):
         return {str(k): _to_wire(v, buffers) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_to_wire(v, buffers) for v in value]
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, np.ndarray):  # an ndarray subclass
+        return _to_wire(np.asarray(value), buffers)
     return value
+
+
+def _fields_to_wire(fields: dict[str, Any], buffers: list[bytes]) -> dict[str, Any]:
+    """A message's (or nested model's) fields on the wire: None fields are left out."""
+    return {key: _to_wire(value, buffers) for key, value in fields.items() if value is not None}
 
 
 def _from_wire(value: Any, buffers: list[bytes]) -> Any:
@@ -85,22 +98,24 @@ def _from_wire(value: Any, buffers: list[bytes]) -> Any:
 
 def _array_from_ref(ref: dict, buffers: list[bytes]) -> np.ndarray:
     index, dtype, shape = ref.get(_ARRAY_KEY), ref.get("dtype"), ref.get("shape")
-    if not isinstance(index, int) or not 0 <= index < len(buffers):
+    if type(index) is not int or not 0 <= index < len(buffers):
         raise ProtocolError(ErrorCode.MALFORMED, f"array reference {index!r} has no buffer frame",
                             hint="send one raw buffer frame per array, in the order referenced")
-    if dtype not in ALLOWED_DTYPES:
+    types = _NATIVE_TYPES.get(dtype) if type(dtype) is str else None
+    if types is None:
         raise ProtocolError(ErrorCode.MALFORMED, f"array dtype {dtype!r} is not allowed",
                             hint=f"use one of {sorted(ALLOWED_DTYPES)}")
-    if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
+    if type(shape) is not list or not all(type(s) is int and s >= 0 for s in shape):
         raise ProtocolError(ErrorCode.MALFORMED, f"array shape {shape!r} is not a list of sizes")
     buffer = buffers[index]
-    little, native, itemsize = _NATIVE_TYPES[dtype]
+    little, native, itemsize = types
     expected = math.prod(shape) * itemsize
     if len(buffer) != expected:
         raise ProtocolError(ErrorCode.MALFORMED,
                             f"array buffer {index} has {len(buffer)} bytes; dtype {dtype} shape {shape} "
                             f"needs {expected}")
-    return np.frombuffer(buffer, dtype=little).reshape(shape).astype(native)
+    array = np.frombuffer(buffer, dtype=little).reshape(shape)
+    return array.astype(native) if little != native else array.copy()  # writable, owns its memory
 
 
 def now_utc() -> str:
@@ -117,6 +132,7 @@ class Codec:
         self._id_prefix = uuid.uuid4().hex[:12]
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._replay_window = replay_window
+        self._pack = msgpack.Packer(use_bin_type=True).pack
 
     def sign(self, frames: list[bytes]) -> bytes:
         if self.key is None:
@@ -128,12 +144,18 @@ class Codec:
 
     def encode(self, content: Content, parent: Header | None = None) -> list[bytes]:
         """Frames for `content` (signature first); `parent` makes it a reply."""
-        header = {"msg_id": f"{self._id_prefix}-{next(self._ids)}", "session": self.session, "type": content.type,
+        return self.encode_fields(content.__dict__, parent)
+
+    def encode_fields(self, fields: dict[str, Any], parent: Header | None = None) -> list[bytes]:
+        """Frames for a message given as its content's fields, "type" first (what a model's `__dict__`
+        holds). Not validated: for a sender's own messages on a hot path (the arena's observes), built
+        with the model's field names; `encode` is the checked way."""
+        header = {"msg_id": f"{self._id_prefix}-{next(self._ids)}", "session": self.session, "type": fields["type"],
                   "version": PROTOCOL_VERSION, "time": now_utc(),
                   "parent_id": parent.msg_id if parent is not None else None}
         buffers: list[bytes] = []
-        body = msgpack.packb(_to_wire(content, buffers), use_bin_type=True)
-        frames = [msgpack.packb(header, use_bin_type=True), body, *buffers]
+        body = self._pack(_fields_to_wire(fields, buffers))
+        frames = [self._pack(header), body, *buffers]
         return [self.sign(frames), *frames]
 
     def decode_header(self, frames: list[bytes]) -> Header:

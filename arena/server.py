@@ -5,7 +5,7 @@ signals, `_drain` takes every waiting message and handles it synchronously (it n
 crashes on bad input). The run coroutine walks the phases of each step — observe → act → pay → step —
 sending one message per seat and awaiting one `Phase`, which the handlers complete when the last
 reply is in. A watchdog ends the run when a seat stops sending heartbeats. This costs a fraction of
-zmq.asyncio's future per send and per receive (see bench/results/throughput.md).
+zmq.asyncio's future per send and per receive (bench/results/throughput_transport.md).
 """
 
 from __future__ import annotations
@@ -341,8 +341,7 @@ class Arena:
         log.info("%s seated", seat.describe())
         self._send(identity, self._welcome(seat), message)
         waiting = [s.spec.name for s in self.seats if not s.seated]
-        self._broadcast(Lobby(filled=len(self.seats) - len(waiting), total=len(self.seats),
-                                    waiting_for=waiting))
+        self._broadcast(Lobby(filled=len(self.seats) - len(waiting), total=len(self.seats), waiting_for=waiting))
         if not waiting:  # started now, not when _play wakes: a seat leaving in between aborts the run
             self.started = True
             self._lobby_full.set()
@@ -616,7 +615,7 @@ class Arena:
         finals = self._observations(episode, int(length.max()), obs, memory, active, terminated, None, evaluate)
         for seat, final in zip(self.seats, finals):
             self._send(seat.identity, EpisodeEnd(episode=episode, final=final, last=last, evaluate=evaluate,
-                                                        summary=self._summary_for(seat, summary)))
+                                                 summary=self._summary_for(seat, summary)))
         self.writer.episode(summary, ledger_record)
         await self._collect(phase, None)
 

@@ -61,7 +61,7 @@ def _to_wire(value: Any, buffers: list[bytes]) -> Any:
     kind = type(value)
     if kind in _SCALARS:
         return value
-    if kind is np.ndarray:
+    if isinstance(value, np.ndarray):
         wire = _WIRE_TYPES.get(value.dtype) or _WIRE_TYPES.get(value.dtype.newbyteorder("="))
         if wire is None:
             raise TypeError(f"dtype {value.dtype.name} cannot go on the wire; allowed: {sorted(ALLOWED_DTYPES)}")
@@ -76,8 +76,6 @@ def _to_wire(value: Any, buffers: list[bytes]) -> Any:
         return [_to_wire(v, buffers) for v in value]
     if isinstance(value, np.generic):
         return value.item()
-    if isinstance(value, np.ndarray):  # an ndarray subclass
-        return _to_wire(np.asarray(value), buffers)
     return value
 
 
@@ -98,14 +96,14 @@ def _from_wire(value: Any, buffers: list[bytes]) -> Any:
 
 def _array_from_ref(ref: dict, buffers: list[bytes]) -> np.ndarray:
     index, dtype, shape = ref.get(_ARRAY_KEY), ref.get("dtype"), ref.get("shape")
-    if type(index) is not int or not 0 <= index < len(buffers):
+    if not isinstance(index, int) or not 0 <= index < len(buffers):
         raise ProtocolError(ErrorCode.MALFORMED, f"array reference {index!r} has no buffer frame",
                             hint="send one raw buffer frame per array, in the order referenced")
     types = _NATIVE_TYPES.get(dtype) if type(dtype) is str else None
     if types is None:
         raise ProtocolError(ErrorCode.MALFORMED, f"array dtype {dtype!r} is not allowed",
                             hint=f"use one of {sorted(ALLOWED_DTYPES)}")
-    if type(shape) is not list or not all(type(s) is int and s >= 0 for s in shape):
+    if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
         raise ProtocolError(ErrorCode.MALFORMED, f"array shape {shape!r} is not a list of sizes")
     buffer = buffers[index]
     little, native, itemsize = types
@@ -114,8 +112,7 @@ def _array_from_ref(ref: dict, buffers: list[bytes]) -> np.ndarray:
         raise ProtocolError(ErrorCode.MALFORMED,
                             f"array buffer {index} has {len(buffer)} bytes; dtype {dtype} shape {shape} "
                             f"needs {expected}")
-    array = np.frombuffer(buffer, dtype=little).reshape(shape)
-    return array.astype(native) if little != native else array.copy()  # writable, owns its memory
+    return np.frombuffer(buffer, dtype=little).reshape(shape).astype(native)
 
 
 def now_utc() -> str:

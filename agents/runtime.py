@@ -24,8 +24,9 @@ from agents.algorithm import Algorithm, RunFacts, SeatInfo, StepView, Trajectory
 from agents.preflight import option_problems, run_problems
 from protocols.codec import Codec, Message
 from protocols.errors import ProtocolError
-from protocols.messages import Act, Bye, EpisodeEnd, Heartbeat, Hello, Observe, Pay, PayRequest, Ready, Welcome
+from protocols.messages import Bye, EpisodeEnd, Heartbeat, Hello, Observe, Pay, PayRequest, Ready, Welcome
 from protocols.spaces import layout_of, space_from_description
+from protocols.transport import recv_frames, send_frames
 
 log = logging.getLogger("agent")
 
@@ -151,6 +152,8 @@ class AgentRuntime:
         self.socket = self.context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 1000)
         self.socket.setsockopt(zmq.IDENTITY, f"{name}-{uuid.uuid4().hex[:8]}".encode())
+        self.poller = zmq.Poller()  # one for the run: `socket.poll` builds and registers a new one per call
+        self.poller.register(self.socket, zmq.POLLIN)
         self.codec = Codec(key=key)
         self.heartbeats = Heartbeats(self.context, address, self.codec.session, key)
         self.buffer = TrajectoryBuffer()
@@ -162,15 +165,15 @@ class AgentRuntime:
 
     # ------------------------------------------------------------------ transport
     def _send(self, content: Any, parent: Message | None = None) -> None:
-        self.socket.send_multipart(self.codec.encode(content, parent.header if parent else None))
+        send_frames(self.socket, self.codec.encode(content, parent.header if parent else None))
 
     def _receive(self, timeout_s: float | None) -> Message:
         """Next message from the arena; fails if the arena goes quiet past its heartbeat timeout."""
         waited = 0.0
         while True:
-            if self.socket.poll(250):
+            if self.poller.poll(250):
                 try:
-                    return self.codec.decode(self.socket.recv_multipart())
+                    return self.codec.decode(recv_frames(self.socket))
                 except ProtocolError as err:  # tolerant reader: skip what this version cannot read
                     log.warning("ignored a message from the arena: %s", err)
                     continue
@@ -290,7 +293,9 @@ class AgentRuntime:
         if observe.deadline_s is not None and elapsed > observe.deadline_s:
             log.warning("act() took %.2f s, past the step deadline of %.2f s", elapsed, observe.deadline_s)
         self.buffer.acted(actions)
-        self._send(Act(episode=observe.episode, t=observe.t, actions=actions), message)
+        # The runtime's own reply, built from known-good fields: encoded without a pydantic model.
+        send_frames(self.socket, self.codec.encode_fields(
+            {"type": "act", "episode": observe.episode, "t": observe.t, "actions": actions}, message.header))
 
     def _on_pay_request(self, message: Message) -> None:
         request: PayRequest = message.content

@@ -14,10 +14,10 @@ import hashlib
 import hmac
 import itertools
 import math
+import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import msgpack
@@ -112,11 +112,22 @@ def _array_from_ref(ref: dict, buffers: list[bytes]) -> np.ndarray:
         raise ProtocolError(ErrorCode.MALFORMED,
                             f"array buffer {index} has {len(buffer)} bytes; dtype {dtype} shape {shape} "
                             f"needs {expected}")
-    return np.frombuffer(buffer, dtype=little).reshape(shape).astype(native)
+    return np.ndarray(shape, little, buffer).astype(native)  # a writable copy; ndarray() skips frombuffer's checks
+
+
+_second_prefix: tuple[int, str] = (-1, "")
 
 
 def now_utc() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """ISO 8601 UTC time with microseconds, e.g. 2026-12-04T17:51:27.123456Z. The part up to the
+    second is formatted once per second: `datetime.isoformat` per message cost more than the rest of
+    the header."""
+    global _second_prefix
+    now = time.time()
+    second = int(now)
+    if second != _second_prefix[0]:
+        _second_prefix = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{_second_prefix[1]}.{int((now - second) * 1e6):06d}Z"
 
 
 class Codec:

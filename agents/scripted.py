@@ -95,3 +95,24 @@ class PaysForCooperation(Algorithm):
         amounts = np.where(joint_action == COOPERATE, self.amount, 0.0).astype(np.float32)
         amounts[:, self.info.seat] = 0.0
         return amounts
+
+
+class BoxEscapee(Algorithm):
+    """Box trapped, trapped seat: stays while the box is closed; once it is open, walks left to the
+    apples at columns 1–2 and steps between them. A policy whose actions depend on the opener's
+    OPEN_BOX, so an influence learner has something to influence (a probe, as tit-for-tat is in IPD).
+
+    Reads the observation planes of games.md §7 `[B, 5, 9, 5]` (channels last): 1 = closed box wall,
+    3 = self.
+    """
+
+    games = frozenset({"box_trapped"})
+    options_model = NoOptions
+    LEFT, RIGHT, STAY = 0, 1, 4
+
+    def act(self, view: StepView) -> np.ndarray:
+        planes = np.asarray(view.obs)
+        closed = planes[..., 1].any(axis=(1, 2))
+        column = planes[..., 3].any(axis=1).argmax(axis=1)
+        walk = np.where(column == 1, self.RIGHT, self.LEFT)
+        return np.where(closed, self.STAY, walk).astype(np.int64)

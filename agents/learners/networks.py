@@ -96,14 +96,20 @@ class Encoder(nn.Module):
             self.conv = nn.Identity()
             in_dim = int(np.prod(self.obs_shape))
         self.dense = nn.Linear(in_dim, width)
+        self.trunk_dim = in_dim
         self.out_dim = width
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+    def trunk(self, obs: torch.Tensor) -> torch.Tensor:
+        """The conv features (flat observations as they are) before the dense layer, `[*lead, trunk_dim]`:
+        what a second head sharing the conv (MOA's model of the others) builds on."""
         lead = obs.shape[: obs.dim() - len(self.obs_shape)]
         x = as_float(obs.reshape(-1, *self.obs_shape)) * self.scale
         if self.image:
             x = F.relu(self.conv(x.permute(0, 3, 1, 2) if self.layout == "HWC" else x))
-        return F.relu(self.dense(x.flatten(1))).reshape(*lead, -1)
+        return x.flatten(1).reshape(*lead, -1)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.dense(self.trunk(obs)))
 
 
 class PolicyNet(nn.Module):
@@ -174,15 +180,18 @@ class RecurrentActorCritic(nn.Module):
     """Encoder → dense layers → LSTM/GRU core → policy logits and value (PPO/A2C, §1.3, §1.4).
 
     `forward` runs a whole sequence `[T, B, ...]` from `state`; episodes start from `initial_state`.
+    `extra_dim` inputs (MOA's others' previous actions, §3.7a) join the core's input after the dense
+    layers. `conv_padding="valid"` is the MOA reference's conv (15×15 → 13×13).
     """
 
     def __init__(self, space: gym.Space, n_actions: int, hidden: Sequence[int], core: RecurrentKind = "lstm",
                  core_size: int = 128, conv_channels: int = 6, obs_scale: float | None = None, *,
-                 layout: str | None = None) -> None:
+                 layout: str | None = None, extra_dim: int = 0, conv_padding: str = "same") -> None:
         super().__init__()
-        self.encoder = Encoder(space, hidden[0], conv_channels, obs_scale=obs_scale, layout=layout)
+        self.encoder = Encoder(space, hidden[0], conv_channels, conv_padding, obs_scale, layout=layout)
         self.fc = mlp(hidden[0], hidden[1:], None)
-        rnn_in = hidden[-1]
+        self.extra_dim = extra_dim
+        rnn_in = hidden[-1] + extra_dim
         self.kind = core
         self.core: nn.LSTM | nn.GRU = (nn.LSTM if core == "lstm" else nn.GRU)(rnn_in, core_size)
         self.core_size = core_size
@@ -195,9 +204,13 @@ class RecurrentActorCritic(nn.Module):
         zeros = torch.zeros(1, batch, self.core_size, device=device)
         return (zeros, zeros.clone()) if self.kind == "lstm" else zeros
 
-    def forward(self, obs: torch.Tensor, state: RecurrentState
+    def forward(self, obs: torch.Tensor, state: RecurrentState, extra: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, RecurrentState]:
         x = self.fc(self.encoder(obs))
+        if self.extra_dim:
+            if extra is None:
+                raise ValueError("this net was built with extra inputs; pass `extra`")
+            x = torch.cat([x, extra.to(x.dtype)], dim=-1)
         out, state = self.core(x, state)
         return self.policy(out), self.value(out).squeeze(-1), state
 

@@ -222,12 +222,11 @@ class MOA(RecurrentPPO):
         visible = torch.as_tensor(traj.visibility, dtype=torch.float32, device=self.device)[..., self.info.others]
         return joint, visible
 
-    def learning_reward(self, traj: Trajectory, tt: TrajectoryTensors, extra: torch.Tensor | None
+    def learning_reward(self, traj: Trajectory, tt: TrajectoryTensors, logits: torch.Tensor
                         ) -> tuple[torch.Tensor, dict[str, float]]:
         o = self.opts
         joint, visible = self.tensors(traj)
-        own_logits, _, _ = self.learner.rollout_pass(tt.obs, extra)
-        raw = credit_shift(self.influence(tt.obs, joint, own_logits, visible)) * tt.valid
+        raw = credit_shift(self.influence(tt.obs, joint, logits, visible)) * tt.valid
         clipped = raw.clamp(-o.influence_clip, o.influence_clip)
         weight = o.influence_weight * schedule(o.influence_knots, 1.0, self.env_steps)
         steps = tt.valid.sum().clamp(min=1)

@@ -185,9 +185,10 @@ class RecurrentPPO(LearningAlgorithm):
         actions, self.state = self.learner.act(self.obs_tensor(view.obs), self.state, self.gen, extra)
         return actions.cpu().numpy()
 
-    def learning_reward(self, traj: Trajectory, tt: TrajectoryTensors, extra: torch.Tensor | None
+    def learning_reward(self, traj: Trajectory, tt: TrajectoryTensors, logits: torch.Tensor
                         ) -> tuple[torch.Tensor, dict[str, float]]:
-        """The reward the policy learns from (extrinsic + incentives received) and metrics about it."""
+        """The reward the policy learns from (extrinsic + incentives received) and metrics about it;
+        `logits` `[T+1, B, A]` are the policy's on this batch, before the update."""
         return tt.rewards, {}
 
     def extra_loss(self, traj: Trajectory, tt: TrajectoryTensors) -> ExtraLoss | None:
@@ -201,9 +202,10 @@ class RecurrentPPO(LearningAlgorithm):
         self.learner.set_lr(lr)
         self.learner.entropy_coeff = schedule(o.entropy_knots, o.entropy_coeff, self.env_steps)
         extra = self.policy_extra(self.previous_joint(trajectory)) if o.visible_actions else None
-        rewards, reward_metrics = self.learning_reward(trajectory, tt, extra)
+        rollout = self.learner.rollout_pass(tt.obs, extra)
+        rewards, reward_metrics = self.learning_reward(trajectory, tt, rollout[0])
         metrics = self.learner.update(tt.obs, tt.actions, rewards, tt.valid, tt.terminal, self.gen, extra,
-                                      self.extra_loss(trajectory, tt))
+                                      self.extra_loss(trajectory, tt), rollout)
         self.env_steps += float(tt.valid.sum())
         return {**metrics, **reward_metrics, "lr": lr, "entropy_coeff": self.learner.entropy_coeff,
                 "env_steps": self.env_steps}

@@ -76,13 +76,14 @@ class PPO:
 
     def update(self, obs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, valid: torch.Tensor,
                terminal: torch.Tensor, gen: torch.Generator | None = None, extra: torch.Tensor | None = None,
-               extra_loss: Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]] | None = None
+               extra_loss: Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]] | None = None,
+               rollout: tuple[torch.Tensor, torch.Tensor, list[RecurrentState]] | None = None
                ) -> dict[str, float]:
         """`obs` (and `extra`, the policy's extra inputs) `[T+1, B, ...]`; `actions`, `rewards`, `valid`,
         `terminal` `[T, B]`. `extra_loss(mb)` returns a further loss over the copies `mb` of the
-        minibatch, and its stats."""
+        minibatch, and its stats. `rollout`: this batch's `rollout_pass`, when the caller already ran it."""
         steps, batch = actions.shape
-        logits_old, values, starts = self.rollout_pass(obs, extra)
+        logits_old, values, starts = rollout if rollout is not None else self.rollout_pass(obs, extra)
         logp_old_all = torch.log_softmax(logits_old[:steps], -1)
         logp_old = logp_old_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
         adv = gae(rewards, values, valid, terminal, self.gamma, self.lam)

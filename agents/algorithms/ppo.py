@@ -24,8 +24,8 @@ from pydantic import field_validator, model_validator
 
 from agents.algorithm import RunFacts, SeatInfo, StepView, Trajectory
 from agents.learners.common import LearningAlgorithm, Options, TrajectoryTensors, onehot_others, options_for
-from agents.learners.networks import RecurrentActorCritic, n_actions
-from agents.learners.ppo import PPO
+from agents.learners.networks import RecurrentActorCritic, RecurrentKind, n_actions
+from agents.learners.ppo import PPO, AdvantageKind
 
 PresetName = Literal["ssd-ppo", "paper-a3c"]
 #: `loss(mb)` over the copies `mb` of a minibatch → (loss, metrics); see `PPO.update`.
@@ -49,10 +49,13 @@ class PPOOptions(Options):
     max_grad_norm: float | None = 40.0
     kl_coeff: float = 0.0
     hidden: list[int] = [32, 32]
+    core: RecurrentKind = "lstm"
     core_size: int = 128
     conv_channels: int = 6
     conv_padding: Literal["valid", "same"] = "valid"
     visible_actions: bool = False
+    #: "mc-zscore": the Reciprocator reference's naive learner (z-scored MC returns, no GAE; `nl-ppo`).
+    advantage: AdvantageKind = "gae"
 
     @field_validator("clip", "value_clip", "max_grad_norm")
     @classmethod
@@ -147,13 +150,13 @@ class RecurrentPPO(LearningAlgorithm):
             self.build_extra_modules(info, o)
         self.learner = PPO(self.net, o.lr, o.gamma, o.lam, o.clip, o.epochs, o.minibatches, o.chunk,
                            o.value_coeff, o.entropy_coeff, o.max_grad_norm, o.kl_coeff, o.value_clip,
-                           parameters=self.trained_parameters())
+                           parameters=self.trained_parameters(), advantage=o.advantage)
         self.env_steps = 0.0
         self.state = self.net.initial_state(info.batch_size, self.device)
 
     def build_net(self, info: SeatInfo, o: PPOOptions) -> RecurrentActorCritic:
         extra = sum(self.sizes) - self.sizes[info.seat] if o.visible_actions else 0
-        return RecurrentActorCritic(info.observation_space, self.sizes[info.seat], o.hidden, "lstm", o.core_size,
+        return RecurrentActorCritic(info.observation_space, self.sizes[info.seat], o.hidden, o.core, o.core_size,
                                     o.conv_channels, layout=info.observation_layout, extra_dim=extra,
                                     conv_padding=o.conv_padding).to(self.device)
 

@@ -6,17 +6,23 @@ and each chunk is then trained from its stored state (truncated BPTT). GAE masks
 terminations; truncation bootstraps from V(o_T). `clip=None` gives A2C (ρ ≡ 1, use `epochs=1`).
 `value_clip` bounds each value update around the rollout's value as RLlib's `vf_clip_param` does
 (the MOA reference's PPO, 10). An algorithm adds its own supervised terms (MOA's model of the others)
-through `extra_loss`, trained by the same optimiser step.
+through `extra_loss`, trained by the same optimiser step. `advantage="mc-zscore"` is the Reciprocator
+reference's naive learner instead of GAE: V regresses on the batch-z-scored Monte-Carlo return z(G_t)
+and Â_t = z(G_t) − V(o_t).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Literal
 
 import torch
 from torch import nn
 
 from agents.learners.networks import RecurrentActorCritic, RecurrentState, detach_state, index_state
+from agents.learners.reinforce import discounted_returns
+
+AdvantageKind = Literal["gae", "mc-zscore"]
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, valid: torch.Tensor, terminal: torch.Tensor,
@@ -32,6 +38,16 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, valid: torch.Tensor, termin
     return adv
 
 
+def zscored_returns(rewards: torch.Tensor, valid: torch.Tensor, gamma: float) -> torch.Tensor:
+    """z(G_t): Monte-Carlo returns standardised over the valid steps of the batch (1e-5 as in the
+    Reciprocator reference), 0 on padding."""
+    returns = discounted_returns(rewards, valid, gamma)
+    mask = valid > 0
+    picked = returns[mask]
+    std = picked.std() if picked.numel() > 1 else torch.zeros((), device=returns.device)
+    return torch.where(mask, (returns - picked.mean()) / (std + 1e-5), torch.zeros_like(returns))
+
+
 class PPO:
     """Recurrent actor-critic trained by PPO (or A2C) on whole episode batches."""
 
@@ -39,12 +55,12 @@ class PPO:
                  clip: float | None = 0.2, epochs: int = 4, minibatches: int = 1, chunk: int = 20,
                  value_coeff: float = 0.5, entropy_coeff: float = 0.01, max_grad_norm: float | None = 40.0,
                  kl_coeff: float = 0.0, value_clip: float | None = None,
-                 parameters: Iterable[nn.Parameter] | None = None) -> None:
+                 parameters: Iterable[nn.Parameter] | None = None, advantage: AdvantageKind = "gae") -> None:
         self.net = net
         self.gamma, self.lam, self.clip = gamma, lam, clip
         self.epochs, self.minibatches, self.chunk = epochs, minibatches, chunk
         self.value_coeff, self.entropy_coeff, self.value_clip = value_coeff, entropy_coeff, value_clip
-        self.max_grad_norm, self.kl_coeff = max_grad_norm, kl_coeff
+        self.max_grad_norm, self.kl_coeff, self.advantage = max_grad_norm, kl_coeff, advantage
         self.params = list(parameters if parameters is not None else net.parameters())
         self.opt = torch.optim.Adam(self.params, lr=lr)
 
@@ -86,8 +102,12 @@ class PPO:
         logits_old, values, starts = rollout if rollout is not None else self.rollout_pass(obs, extra)
         logp_old_all = torch.log_softmax(logits_old[:steps], -1)
         logp_old = logp_old_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-        adv = gae(rewards, values, valid, terminal, self.gamma, self.lam)
-        targets = adv + values[:steps]
+        if self.advantage == "mc-zscore":
+            targets = zscored_returns(rewards, valid, self.gamma)
+            adv = (targets - values[:steps]) * valid
+        else:
+            adv = gae(rewards, values, valid, terminal, self.gamma, self.lam)
+            targets = adv + values[:steps]
         stats: dict[str, float] = {}
         for _ in range(self.epochs):
             perm = torch.randperm(batch, generator=gen, device="cpu").to(obs.device)

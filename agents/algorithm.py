@@ -189,8 +189,13 @@ class Algorithm(ABC):
     def end_episode(self, trajectory: Trajectory, summary: dict[str, Any]) -> dict[str, float]:
         """Learn from the finished batch of training episodes; return metrics to log (may be empty).
 
-        Evaluation episodes are not passed here, so nothing learns from them."""
+        Evaluation and warm-up episodes are not passed here, so no policy learns from them."""
         return {}
+
+    def warmup_episode(self, trajectory: Trajectory, summary: dict[str, Any]) -> dict[str, float]:
+        """A warm-up episode (run setting `warmup_episodes`) finished: the policy must not learn from
+        it; an algorithm that models the others may fit those models here. Returns metrics to log."""
+        return {"warmup": 1.0}
 
     def save(self, path: str) -> None:  # noqa: B027 - optional hook
         """Write a checkpoint (learners override; scripted agents have nothing to save)."""

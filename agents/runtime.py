@@ -306,7 +306,12 @@ class AgentRuntime:
     def _on_episode_end(self, message: Message) -> None:
         end: EpisodeEnd = message.content
         trajectory = self.buffer.finish(view_from(end.final))
-        metrics = {"evaluate": True} if end.evaluate else self.algorithm.end_episode(trajectory, end.summary)
+        if end.evaluate:
+            metrics: dict[str, Any] = {"evaluate": True}
+        elif end.warmup:
+            metrics = self.algorithm.warmup_episode(trajectory, end.summary)
+        else:
+            metrics = self.algorithm.end_episode(trajectory, end.summary)
         self.trained += not end.evaluate
         if self._metrics is not None:
             own = end.summary["returns"].get(self.info.names[self.info.seat])

@@ -604,7 +604,8 @@ class Arena:
                 break
         summary = self._summary(episode, extrinsic_sum, received_sum, given_sum, length, event_sums,
                                 time.perf_counter() - started)
-        summary.update(evaluate=evaluate, trained=self.trained)
+        warmup = not evaluate and self.trained < self.settings.warmup_episodes
+        summary.update(evaluate=evaluate, warmup=warmup, trained=self.trained)
         summary["deadline_misses"] = {s.spec.name: s.deadline_misses - before
                                       for s, before in zip(self.seats, misses_before)}
         ledger_record = {**self.ledger.episode_record(episode, self.names), "evaluate": evaluate,
@@ -614,7 +615,7 @@ class Arena:
         finals = self._observations(episode, int(length.max()), obs, memory, active, terminated, None, evaluate)
         for seat, final in zip(self.seats, finals):
             self._send(seat.identity, EpisodeEnd(episode=episode, final=final, last=last, evaluate=evaluate,
-                                                 summary=self._summary_for(seat, summary)))
+                                                 warmup=warmup, summary=self._summary_for(seat, summary)))
         self.writer.episode(summary, ledger_record)
         await self._collect(phase, None)
 

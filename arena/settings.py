@@ -35,6 +35,8 @@ class ArenaSettings(BaseModel):
     eval_every: int = Field(0, ge=0, description="after every this many training episodes, play evaluation "
                             "episodes (no exploration, no learning); 0 = none")
     eval_episodes: int = Field(1, ge=1, description="batched evaluation episodes each time (B copies each)")
+    warmup_episodes: int = Field(0, ge=0, description="the first this many training episodes are warm-up: every "
+                                 "seat plays and may fit models of the others, no policy learns (Reciprocators)")
     seed: int = Field(0, ge=0)
     rmax: float = Field(0.0, ge=0.0, description="largest incentive one agent may pay another per step; 0 = off")
     payment_cost: float = Field(0.0, ge=0.0, description="fraction of each payment deducted from the giver")
@@ -60,6 +62,13 @@ class ArenaSettings(BaseModel):
     def total_episodes(self) -> int:
         """Training plus evaluation episodes: how many the run plays in all."""
         return self.episodes + (self.episodes // self.eval_every * self.eval_episodes if self.eval_every else 0)
+
+    @model_validator(mode="after")
+    def _warmup_within_episodes(self) -> ArenaSettings:
+        if self.warmup_episodes >= self.episodes:
+            raise ValueError(f"warmup_episodes ({self.warmup_episodes}) must be below episodes ({self.episodes}), "
+                             "or no episode would train")
+        return self
 
     @field_validator("disclose")
     @classmethod

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-PROTOCOL_VERSION = "1.2"
+PROTOCOL_VERSION = "1.3"
 #: Capabilities an agent may declare in `hello`.
 CAPABILITIES = ("incentives", "messages")
 #: Information channels a run may disclose about other agents.
@@ -166,6 +166,8 @@ class EpisodeEnd(Content):
     last: bool
     #: 1.1: this was an evaluation episode (no learning from it).
     evaluate: bool = False
+    #: 1.3: a warm-up episode (run setting `warmup_episodes`): every seat plays, no policy learns from it.
+    warmup: bool = False
 
 
 class Ready(Content):

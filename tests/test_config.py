@@ -56,6 +56,7 @@ def test_examples_are_valid() -> None:
     ('game = "ipd"', 'game = "chess"', ["run.toml:5", "unknown game 'chess'", "ipd"]),
     ("max_steps = 5", "max_step = 5", ["run.toml:10", "unknown parameter 'max_step'", "max_steps"]),
     ("max_steps = 5", "max_steps = 0", ["run.toml:10", "greater than or equal to 1"]),
+    ("episodes = 3", "episodes = 3\nwarmup_episodes = 3", ["warmup_episodes (3) must be below episodes (3)"]),
 ])
 def test_mistakes_point_at_the_line(tmp_path: Path, old: str, new: str, expected: list[str]) -> None:
     with pytest.raises(ConfigError) as caught:

@@ -32,7 +32,9 @@ Schedule (§4.4), counting training episodes e = 1, 2, …: push the batch into 
 estimators (from their current weights: `estimator_epochs` epochs over `estimator_samples` samples drawn
 from the buffer, minibatch `estimator_minibatch`, Adam `estimator_lr`) if e ≤ `warmup` or
 e % `refit_every` == 0; from e > `warmup` on, compute r^rec and make one PPO update (during warm-up the
-policy does not learn). The estimator buffer is not checkpointed: a resumed agent refills it.
+policy does not learn). The run-level `warmup_episodes` (the reference freezes every agent, naive
+learners too) counts as warm-up here as well, and each of its episodes refits. The estimator buffer
+is not checkpointed: a resumed agent refills it.
 
 Presets: `paper` (one-hot actions, single discount) and `reference` (scalar actions, double discount),
 over the per-game defaults (IPD: frequency table, `previous_product`, w = 5, no warm-up; other games:
@@ -346,14 +348,15 @@ class Reciprocator(RecurrentPPO):
                 total, count = total + float(loss.detach()), count + 1
         return total / count
 
-    def update_estimators(self, traj: Trajectory) -> dict[str, float]:
-        """Push this batch and refit (network) or refresh (table) on schedule (§4.2, §4.4)."""
+    def update_estimators(self, traj: Trajectory, warmup: bool = False) -> dict[str, float]:
+        """Push this batch and refit (network) or refresh (table) on schedule (§4.2, §4.4); every
+        warm-up episode refits."""
         o = self.opts
         joint, rewards = self.disclosed(traj)
         tt = TrajectoryTensors(traj, self.device, self.info.max_steps)
         if o.estimator == "frequency":
             self.table.push(joint, rewards, tt.valid)
-            refreshed = (self.episode - 1) % o.table_refresh_every == 0
+            refreshed = warmup or (self.episode - 1) % o.table_refresh_every == 0
             if refreshed:
                 self.table.refresh()
             return {"refit": float(refreshed)}
@@ -361,7 +364,7 @@ class Reciprocator(RecurrentPPO):
         state, remaining = self.estimator_inputs(tt)
         future = future_returns(rewards, tt.valid, o.gamma, o.double_discount)
         self.buffer.append(EstimatorBatch(state[keep], joint[keep], remaining[keep], rewards[keep], future[keep]))
-        refit = self.episode <= o.warmup or self.episode % o.refit_every == 0
+        refit = warmup or self.episode <= o.warmup or self.episode % o.refit_every == 0
         if refit:
             self.estimator_loss = self.refit()
         return {"refit": float(refit), "estimator_loss": self.estimator_loss}
@@ -409,6 +412,11 @@ class Reciprocator(RecurrentPPO):
         if self.episode <= self.opts.warmup:
             return {**metrics, "warmup": 1.0}
         return {**metrics, **super().end_episode(trajectory, summary), "warmup": 0.0}
+
+    def warmup_episode(self, trajectory: Trajectory, summary: dict[str, Any]) -> dict[str, float]:
+        """The run's warm-up counts as the Reciprocator's own (§4.4): estimators fit, no PPO update."""
+        self.episode += 1
+        return {**self.update_estimators(trajectory, warmup=True), "warmup": 1.0}
 
     def state_objects(self) -> dict[str, Any]:
         if self.opts.estimator == "frequency":

@@ -12,6 +12,7 @@ from pathlib import Path
 from agents.preflight import check_seat
 from agents.registry import available_kinds, load_algorithm
 from agents.runtime import AgentError, AgentRuntime
+from protocols.memory import keep_freed_memory
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -51,6 +52,7 @@ def run_agent(args: argparse.Namespace) -> int:
         print("arena agent: --options must be a JSON object, e.g. '{\"lr\": 0.01}'", file=sys.stderr)
         return 2
     resume = str(args.resume) if args.resume is not None else None
+    keep_freed_memory()
     problems = check_seat(args.kind, options, args.device, resume)
     if problems:  # the game's own checks come after welcome, in the runtime
         print(f"arena agent: {len(problems)} problem(s), not connecting:\n  "

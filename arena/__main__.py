@@ -14,6 +14,7 @@ from pathlib import Path
 
 from arena.server import Arena
 from arena.settings import ArenaSettings, SeatSpec
+from protocols.memory import keep_freed_memory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     run_dir = Path(args[0])
+    keep_freed_memory()
     spec = json.loads((run_dir / "arena.json").read_text(encoding="utf-8"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=[logging.FileHandler(run_dir / "arena.log"), logging.StreamHandler()])

@@ -27,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from arena.games import GAMES, Game, make_game
+from protocols.memory import keep_freed_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: Distinct random joint actions cycled through when a game has no action masks, so that drawing
@@ -152,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 64, 256])
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for games.md and games.json")
     args = parser.parse_args(argv)
+    keep_freed_memory()  # as the arena process does
 
     unknown = [spec for spec in args.games if parse_game(spec)[0] not in GAMES]
     if unknown:

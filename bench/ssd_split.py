@@ -5,6 +5,7 @@ is the median of `--repeats` timed runs of about `--seconds` each, under uniform
 (as bench/games.py draws them). Prints a markdown table; writes nothing.
 
     python bench/ssd_split.py [--games cleanup harvest] [--batch-sizes 1 8 64] [--seconds 1] [--repeats 3]
+                               [--system-malloc]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from arena.games import make_game
 from bench.games import ACTION_POOL, parse_game, random_actions
+from protocols.memory import keep_freed_memory
 
 
 def per_call_ms(call: Callable[[int], object], seconds: float) -> float:
@@ -59,8 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--games", nargs="+", default=["cleanup", "harvest"], help="name, optionally name:{json}")
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8, 64])
     parser.add_argument("--seconds", type=float, default=1.0, help="timed seconds per run")
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="leave glibc's mmap threshold alone (the arena raises it: protocols/memory.py)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is shown")
     args = parser.parse_args(argv)
+    if not args.system_malloc:
+        keep_freed_memory()
 
     print("| game | B | step ms | observe ms | step − observe ms | env-steps/s |")
     print("|---|---:|---:|---:|---:|---:|")

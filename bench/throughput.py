@@ -42,6 +42,7 @@ from arena.games import make_game  # noqa: E402
 from arena.server import Arena, StepMemory  # noqa: E402
 from arena.settings import ArenaSettings, SeatSpec  # noqa: E402
 from protocols.codec import Codec  # noqa: E402
+from protocols.memory import keep_freed_memory  # noqa: E402
 from protocols.messages import Act  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -247,6 +248,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="target duration of each measurement")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where throughput.{md,json} go")
     args = parser.parse_args()
+    keep_freed_memory()  # the in-process figure as the arena process runs the game
     meta = machine_info()
     rows = []
     for game, batches in batch_plan(args.games, args.batch_sizes).items():

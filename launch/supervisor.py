@@ -278,7 +278,9 @@ def serve_run(config: RunConfig, config_text: str) -> int:
     import logging
 
     from arena.server import Arena
+    from protocols.memory import keep_freed_memory
 
+    keep_freed_memory()
     run_dir = make_run_dir(config, config_text)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=[logging.FileHandler(run_dir / "arena.log"), logging.StreamHandler()])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import platform
+import sys
+
 import gymnasium as gym
 import msgpack
 import numpy as np
@@ -12,6 +15,7 @@ from hypothesis.extra import numpy as hnp
 
 from protocols import Codec, ErrorCode, ProtocolError, describe_space, space_from_description
 from protocols.codec import ALLOWED_DTYPES
+from protocols.memory import keep_freed_memory
 from protocols.messages import MESSAGE_TYPES, Act, EpisodeEnd, Hello, Observe
 
 
@@ -128,3 +132,9 @@ def test_spaces_round_trip(space: gym.Space) -> None:
 def test_unknown_space_type_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown space type 'Tuple'"):
         space_from_description({"type": "Tuple"})
+
+
+def test_freed_memory_is_kept_where_glibc_runs() -> None:
+    """The arena and agents raise glibc's mmap threshold (protocols/memory.py); elsewhere it is a no-op."""
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() is glibc

@@ -40,6 +40,8 @@ class BatchRandom:
     """
 
     def __init__(self, seeds: np.ndarray) -> None:
+        #: `_splitmix64(arange)` of each draw shape a game asks for: the same every step, so mixed once.
+        self._element_mix: dict[tuple[int, ...], np.ndarray] = {}
         self.reseed(seeds)
 
     def reseed(self, seeds: np.ndarray) -> None:
@@ -54,11 +56,14 @@ class BatchRandom:
     def _bits(self, shape: tuple[int, ...]) -> np.ndarray:
         """Uniform uint64 words of shape [B, *shape]."""
         self._calls += 1
-        size = int(np.prod(shape, dtype=np.int64)) if shape else 1
-        index = np.arange(size, dtype=np.uint64).reshape(shape) if shape else np.uint64(0)
+        element_mix = self._element_mix.get(shape)
+        if element_mix is None:
+            size = int(np.prod(shape, dtype=np.int64)) if shape else 1
+            element_mix = _splitmix64(np.arange(size, dtype=np.uint64).reshape(shape) if shape else np.uint64(0))
+            self._element_mix[shape] = element_mix
         with np.errstate(over="ignore"):
             call_key = _splitmix64(self._keys + np.uint64(self._calls) * np.uint64(0xD1B54A32D192ED03))
-            return _splitmix64(call_key.reshape((-1,) + (1,) * len(shape)) ^ _splitmix64(index))
+            return _splitmix64(call_key.reshape((-1,) + (1,) * len(shape)) ^ element_mix)
 
     def uniform(self, *shape: int) -> np.ndarray:
         """Floats in [0, 1) of shape [B, *shape] (53-bit resolution)."""

@@ -46,6 +46,7 @@ from arena.games.gridworld import (
     GridworldGame,
     ViewRotation,
     build_palette,
+    draw_slices,
     padded_grid,
 )
 
@@ -213,12 +214,12 @@ class Cleanup(GridworldGame):
         n_apple, n_waste, N = len(self.apple_cells), len(self.waste_cells), params.n_agents
         # One draw call per step: move priority, beam order, apple draws, waste draws.
         order = N if self.random_beam_order else 0
-        self._draw_slices = np.cumsum([0, N, order, n_apple, n_waste])
+        self._draw_slices = draw_slices(N, order, n_apple, n_waste)
 
     def step(self, actions: np.ndarray) -> StepResult:
         engine_actions = self.engine_actions[np.asarray(actions, dtype=np.int64)]
-        u = self.rng.uniform(int(self._draw_slices[-1]))
-        priority, order, apple_u, waste_u = np.split(u, self._draw_slices[1:-1], axis=1)
+        u = self.rng.uniform(self._draw_slices[-1].stop)
+        priority, order, apple_u, waste_u = (u[:, part] for part in self._draw_slices)
         apples = self._turn_move_eat(engine_actions, priority)
         fired, hit, cleaned = self._fire_beams(engine_actions, order if self.random_beam_order else None)
         self._spawn(apple_u, waste_u)

@@ -12,6 +12,7 @@ eating, then FIRE / CLEAN beams one agent at a time. Spawning (step 5) is the ga
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -177,6 +178,12 @@ def resolve_moves(position: np.ndarray, target: np.ndarray, priority: np.ndarray
     return np.where(moving, target, position)
 
 
+def draw_slices(*widths: int) -> tuple[slice, ...]:
+    """Consecutive column slices of the given widths: the parts of a step's single draw call."""
+    ends = np.cumsum((0, *widths)).tolist()
+    return tuple(slice(start, stop) for start, stop in itertools.pairwise(ends))
+
+
 def build_palette(colours: dict[int, tuple[int, int, int]], agent_colours: Sequence[tuple[int, int, int]],
                   n_agents: int) -> np.ndarray:
     """`[AGENT_CODE + n_agents, 3]` uint8 colour of every code; codes not listed are black."""
@@ -216,6 +223,8 @@ class GridworldGame(Game):
         self.engine_actions = np.asarray(game_actions, dtype=np.int64)
         self.view_size = view_size
         self.palette = palette if not scale_obs else (palette.astype(np.float32) / 256.0)
+        # Each colour as one opaque item: a 1-D gather of whole pixels is ~2× faster than take(axis=0).
+        self._pixel_of_code = np.ascontiguousarray(self.palette).view(f"V{self.palette[0].nbytes}").reshape(-1)
         self.beams_in_obs = beams_in_obs
         self.random_spawn = random_spawn
         self.random_beam_order = random_beam_order
@@ -373,8 +382,9 @@ class GridworldGame(Game):
         self.cells.reshape(-1)[flat[washed]] = RIVER
         gave, took, cleaned = tally
         picked = np.flatnonzero(rows) if rows.dtype == bool else rows
-        per_copy = hits.reshape(len(picked), 1, hits.shape[1] * hits.shape[2])
-        took[picked] += (per_copy == np.arange(took.shape[1])[:, None]).sum(axis=2)
+        n_agents = took.shape[1]
+        victims = np.broadcast_to(picked[:, None, None] * n_agents, hits.shape) + hits
+        took.reshape(-1)[:] += np.bincount(victims[hits >= 0], minlength=took.size).astype(np.float32)
         gave[picked[:, None], who] += (hits >= 0).sum(axis=-1)
         cleaned[picked[:, None], who] += washed.sum(axis=-1)
 
@@ -396,10 +406,13 @@ class GridworldGame(Game):
         canvas = self._draw(self.beams_in_obs).reshape(-1)
         side = 2 * self.view_size + 1
         centre = (self._row_start[:, None] + self.position).T
-        window = centre[:, :, None] + self._view_offsets[self.orientation.T]
+        # Gathered, then shifted in place: one [N, B, cells] index temporary instead of two.
+        window = np.take(self._view_offsets, self.orientation.T, axis=0)
+        window += centre[:, :, None]
         # np.take is several times faster than fancy indexing for these gathers.
-        images = np.take(self.palette, np.take(canvas, window), axis=0)
-        return list(images.reshape(self.n_agents, self.batch_size, side, side, 3))
+        pixels = np.take(self._pixel_of_code, np.take(canvas, window))
+        images = pixels.view(self.palette.dtype).reshape(self.n_agents, self.batch_size, side, side, 3)
+        return list(images)
 
     def visibility(self) -> np.ndarray:
         """`v[b, i, j]`: agent j lies within ±view_size rows and columns of agent i (orientation ignored)."""

@@ -29,6 +29,7 @@ from arena.games.gridworld import (
     GridworldGame,
     ViewRotation,
     build_palette,
+    draw_slices,
     padded_grid,
 )
 
@@ -99,12 +100,12 @@ class Harvest(GridworldGame):
         # Index by neighbour count 0…9 (the block holds at most 9 cells); counts ≥ 3 share one value.
         self._regrowth = np.array(params.regrowth_probs + (params.regrowth_probs[-1],) * 6)
         N = params.n_agents
-        self._draw_slices = np.cumsum([0, N, N, len(self.apple_cells)])
+        self._draw_slices = draw_slices(N, N, len(self.apple_cells))
 
     def step(self, actions: np.ndarray) -> StepResult:
         engine_actions = self.engine_actions[np.asarray(actions, dtype=np.int64)]
-        u = self.rng.uniform(int(self._draw_slices[-1]))
-        priority, order, regrowth_u = np.split(u, self._draw_slices[1:-1], axis=1)
+        u = self.rng.uniform(self._draw_slices[-1].stop)
+        priority, order, regrowth_u = (u[:, part] for part in self._draw_slices)
         apples = self._turn_move_eat(engine_actions, priority)
         fired, hit, _ = self._fire_beams(engine_actions, order)
         self._regrow(regrowth_u)

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -144,6 +145,9 @@ def score(variant: str, config: dict[str, Any], played: list[dict[str, Any]]) ->
 
 # ----- running -----
 
+#: (variant, config, episode records, run directory) -> metrics of one run.
+Scorer = Callable[[str, dict[str, Any], list[dict[str, Any]], Path], dict[str, Any]]
+
 @dataclass
 class Run:
     experiment: str
@@ -173,12 +177,15 @@ def finished_dir(out: Path, run: Run, arena: dict[str, Any]) -> Path | None:
 
 
 def launch(run: Run, episodes: int | None, batch_size: int | None, out: Path, timeout: float,
-           reuse: bool = False) -> Run:
+           reuse: bool = False, scorer: Scorer | None = None) -> Run:
+    """Run one seed of one variant through `arena launch` (or reuse a finished one) and score it with
+    `scorer(variant, config, episodes, run_dir)`, LIO's `score` by default."""
+    scorer = scorer or (lambda variant, config, played, _run_dir: score(variant, config, played))
     config = seed_config(run.variant, run.seed, episodes, out, batch_size)
     if reuse and (old := finished_dir(out, run, config["arena"])) is not None:
         result = json.loads((old / "result.json").read_text())
         run.arena_wall_s = run.wall_s = result.get("wall_time_s")
-        run.metrics = score(run.variant, config, read_jsonl(old / "episodes.jsonl"))
+        run.metrics = scorer(run.variant, config, read_jsonl(old / "episodes.jsonl"), old)
         run.run_dir, run.status = str(old), "ok"
         return run
     cfg_path = out / "configs" / f"{run.variant}_s{run.seed}.toml"
@@ -202,7 +209,7 @@ def launch(run: Run, episodes: int | None, batch_size: int | None, out: Path, ti
     run_dir = Path(run.run_dir)
     try:
         run.arena_wall_s = json.loads((run_dir / "result.json").read_text()).get("wall_time_s")
-        run.metrics = score(run.variant, config, read_jsonl(run_dir / "episodes.jsonl"))
+        run.metrics = scorer(run.variant, config, read_jsonl(run_dir / "episodes.jsonl"), run_dir)
         run.status = "ok"
     except Exception as exc:  # record and keep benchmarking
         run.status, run.error = "failed", f"scoring: {exc!r}"

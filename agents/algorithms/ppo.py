@@ -49,6 +49,7 @@ class PPOOptions(Options):
     max_grad_norm: float | None = 40.0
     kl_coeff: float = 0.0
     hidden: list[int] = [32, 32]
+    #: "none": no memory, the policy sees the current observation only (the Reciprocator reference's IPD MLP).
     core: RecurrentKind = "lstm"
     core_size: int = 128
     conv_channels: int = 6

@@ -20,7 +20,8 @@ from torch.nn import functional as F
 
 from protocols.spaces import LAYOUTS
 
-RecurrentKind = Literal["lstm", "gru"]
+#: "none": a core without memory (`MemorylessCore`), so the policy sees the current observation only.
+RecurrentKind = Literal["lstm", "gru", "none"]
 RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
@@ -176,8 +177,20 @@ class IncentiveNet(nn.Module):
         return out if raw else self.rmax * torch.sigmoid(out)
 
 
+class MemorylessCore(nn.Module):
+    """A dense tanh layer in the place of the RNN core; the state passes through unchanged, so the
+    policy is a function of the current observation alone (the Reciprocator reference's IPD MLP)."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.layer = nn.Linear(n_in, n_out)
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.tanh(self.layer(x)), state
+
+
 class RecurrentActorCritic(nn.Module):
-    """Encoder → dense layers → LSTM/GRU core → policy logits and value (PPO/A2C, §1.3, §1.4).
+    """Encoder → dense layers → LSTM/GRU (or memoryless) core → policy logits and value (PPO/A2C, §1.3, §1.4).
 
     `forward` runs a whole sequence `[T, B, ...]` from `state`; episodes start from `initial_state`.
     `extra_dim` inputs (MOA's others' previous actions, §3.7a) join the core's input after the dense
@@ -193,7 +206,8 @@ class RecurrentActorCritic(nn.Module):
         self.extra_dim = extra_dim
         rnn_in = hidden[-1] + extra_dim
         self.kind = core
-        self.core: nn.LSTM | nn.GRU = (nn.LSTM if core == "lstm" else nn.GRU)(rnn_in, core_size)
+        cores: dict[str, type[nn.Module]] = {"lstm": nn.LSTM, "gru": nn.GRU, "none": MemorylessCore}
+        self.core = cores[core](rnn_in, core_size)
         self.core_size = core_size
         self.policy = nn.Linear(core_size, n_actions)
         self.value = nn.Linear(core_size, 1)

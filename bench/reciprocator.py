@@ -1,0 +1,210 @@
+"""Reciprocator benchmark: seeds of the example configs run through the real arena (`arena launch` processes).
+
+Each (experiment, variant, seed) becomes a config generated from `examples/<variant>.toml` with
+`[arena] seed = s` (and `episodes` / `batch_size` when given), launched and scored from its
+`episodes.jsonl` and its agents' `metrics.jsonl` (the machinery of bench/lio.py). After every finished
+run the tables are rewritten to bench/results/reciprocator.md and .json, so partial results survive.
+
+    python bench/reciprocator.py --experiments ipd coins --seeds 5 --jobs 2
+
+Targets (Zhou, Hong & Kao 2024; algorithms.md §4):
+  ipd    Reciprocator vs NL-PPO: the NL cooperates (P(cooperate) over the last 10% of episodes) ≥ 0.8
+         in ≥ 4/5 seeds; Reciprocator vs Reciprocator: both ≥ 0.8 (mutual cooperation); NL vs NL is the
+         baseline the shaping is measured against.
+  coins  NL-PPO's P(own coin) is higher beside a Reciprocator than beside another NL-PPO, significant
+         over the seeds (Welch's one-sided t-test, p < 0.05); the Reciprocator's return is not below the
+         mean NL return of the NL pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.lio import LAST_FRACTION, RESULTS, Run, fmt, launch, mean, read_jsonl
+
+EXPERIMENTS: dict[str, list[str]] = {
+    "ipd": ["ipd_reciprocator_vs_nl", "ipd_reciprocator_pair", "ipd_nl_pair"],
+    "coins": ["coin_game_reciprocator_vs_nl", "coin_game_nl_pair"],
+}
+#: Learner metrics of a Reciprocator averaged over the last episodes.
+RECIPROCATOR_METRICS = ("reciprocal_reward", "vi_in", "vi_out", "balance_end")
+
+
+def tail(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return records[-max(1, round(len(records) * LAST_FRACTION)):]
+
+
+def score(variant: str, config: dict[str, Any], played: list[dict[str, Any]], run_dir: Path) -> dict[str, Any]:
+    """Per agent over the last 10% of training episodes (each a mean over the B copies): return, and
+    P(cooperate) (IPD) or P(own coin) and coins per episode (Coins); a Reciprocator's learner metrics."""
+    episodes = [e for e in played if not e.get("evaluate")]
+    last = tail(episodes)
+    agents = config["agents"]
+    steps = config["arena"].get("params", {}).get("max_steps", 32)
+    m: dict[str, Any] = {"episodes": len(episodes), "batch_size": config["arena"].get("batch_size", 64),
+                         "steps": steps, "kinds": {a["name"]: a["kind"] for a in agents}}
+    m["returns"] = {a["name"]: mean([e["returns"][a["name"]] for e in last]) for a in agents}
+    if config["arena"]["game"] == "ipd":
+        m["cooperation"] = {a["name"]: mean([e["events"]["cooperated"][a["name"]] for e in last]) / steps
+                            for a in agents}
+    else:
+        own = {a["name"]: mean([e["events"]["own_coin"][a["name"]] for e in last]) for a in agents}
+        other = {a["name"]: mean([e["events"]["other_coin"][a["name"]] for e in last]) for a in agents}
+        m["own_coin"] = {n: own[n] / (own[n] + other[n]) if own[n] + other[n] else float("nan") for n in own}
+        m["coins"] = {n: own[n] + other[n] for n in own}
+    for a in agents:
+        if a["kind"] != "reciprocator":
+            continue
+        learner = tail(read_jsonl(run_dir / "agents" / a["name"] / "metrics.jsonl"))
+        m.setdefault("learner", {})[a["name"]] = {k: mean([r[k] for r in learner if k in r])
+                                                  for k in RECIPROCATOR_METRICS}
+    return m
+
+
+def by_kind(m: dict[str, Any], key: str, kind: str) -> list[float]:
+    """`m[key]` of every agent of `kind`."""
+    return [v for name, v in m[key].items() if m["kinds"][name] == kind]
+
+
+def mean_se(xs: list[float]) -> str:
+    if len(xs) < 2:
+        return f"{fmt(mean(xs), 3)} (n = {len(xs)})"
+    s = math.sqrt(sum((x - mean(xs)) ** 2 for x in xs) / (len(xs) - 1) / len(xs))
+    return f"{mean(xs):.3f} ± {s:.3f} (n = {len(xs)})"
+
+
+def targets(runs: list[Run]) -> list[str]:
+    """One line per target with the measured figures."""
+    ok: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        if r.status == "ok":
+            ok.setdefault(r.variant, []).append(r.metrics)
+    lines = []
+    if rec_nl := ok.get("ipd_reciprocator_vs_nl"):
+        nl = [by_kind(m, "cooperation", "nl-ppo")[0] for m in rec_nl]
+        k = sum(p >= 0.8 for p in nl)
+        lines.append(f"IPD Reciprocator vs NL: NL P(cooperate) ≥ 0.8 in {k}/{len(nl)} seeds "
+                     f"({'PASS' if k >= 0.8 * len(nl) else 'MISS'}); NL {mean_se(nl)}, Reciprocator "
+                     f"{mean_se([by_kind(m, 'cooperation', 'reciprocator')[0] for m in rec_nl])}")
+    if pair := ok.get("ipd_reciprocator_pair"):
+        k = sum(min(m["cooperation"].values()) >= 0.8 for m in pair)
+        both = [p for m in pair for p in m["cooperation"].values()]
+        lines.append(f"IPD Reciprocator vs Reciprocator: both P(cooperate) ≥ 0.8 in {k}/{len(pair)} seeds "
+                     f"({'PASS' if k >= 0.8 * len(pair) else 'MISS'}); per agent {mean_se(both)}")
+    if nl_pair := ok.get("ipd_nl_pair"):
+        lines.append(f"IPD NL vs NL (baseline): P(cooperate) per agent "
+                     f"{mean_se([p for m in nl_pair for p in m['cooperation'].values()])}")
+    if (rec_nl := ok.get("coin_game_reciprocator_vs_nl")) and (nl_pair := ok.get("coin_game_nl_pair")):
+        beside_rec = [by_kind(m, "own_coin", "nl-ppo")[0] for m in rec_nl]
+        # one number per NL-pair seed (the mean of its two agents), so the samples are independent runs
+        beside_nl = [mean(list(m["own_coin"].values())) for m in nl_pair]
+        test = stats.ttest_ind(beside_rec, beside_nl, equal_var=False, alternative="greater")
+        verdict = "PASS" if test.pvalue < 0.05 else "MISS"
+        lines.append(f"Coins NL P(own coin): beside a Reciprocator {mean_se(beside_rec)} vs beside an NL "
+                     f"{mean_se(beside_nl)}; Welch one-sided t = {test.statistic:.2f}, p = {test.pvalue:.3g} "
+                     f"{verdict}")
+        rec_return = [by_kind(m, "returns", "reciprocator")[0] for m in rec_nl]
+        nl_return = [mean(list(m["returns"].values())) for m in nl_pair]
+        lines.append(f"Coins return: Reciprocator {mean_se(rec_return)} vs NL in the NL pair {mean_se(nl_return)} "
+                     f"({'PASS' if mean(rec_return) >= mean(nl_return) else 'MISS'}: not below)")
+    return lines
+
+
+def row(r: Run) -> str:
+    m = r.metrics
+    if r.status != "ok":
+        detail = (r.error or "").replace("\n", " ")[:200]
+        return f"| {r.experiment} | {r.variant} | {r.seed} | {r.status} | – | – | – | {fmt(r.wall_s, 0)} | {detail} |"
+    behaviour = m.get("cooperation") or m.get("own_coin")
+    label = "P(cooperate)" if "cooperation" in m else "P(own coin)"
+    detail = "; ".join(f"{name}: {', '.join(f'{k} {fmt(v, 3)}' for k, v in values.items())}"
+                       for name, values in m.get("learner", {}).items())
+    if "coins" in m:
+        detail = "coins/episode " + ", ".join(f"{k} {fmt(v)}" for k, v in m["coins"].items()) + (
+            f"; {detail}" if detail else "")
+    budget = m["episodes"] * m["batch_size"] * m["steps"]
+    return (f"| {r.experiment} | {r.variant} | {r.seed} | ok | {m['episodes']} ({budget:,} steps) | "
+            f"{label} " + ", ".join(f"{k} {fmt(v, 3)}" for k, v in behaviour.items()) + " | "
+            + ", ".join(f"{k} {fmt(v)}" for k, v in m["returns"].items()) + f" | {fmt(r.wall_s, 0)} | {detail} |")
+
+
+def write_results(runs: list[Run], meta: dict[str, Any], stem: Path) -> str:
+    done = [r for r in runs if r.status != "pending"]
+    md = ["# Reciprocator benchmark (real arena processes)", "",
+          f"{meta['when']} · {meta['machine']} · jobs {meta['jobs']} · metric: mean over the last "
+          f"{int(LAST_FRACTION * 100)}% of training episodes, each a mean over the B copies; budget = "
+          "episodes × B × steps per episode (env steps per agent)", "", "## Targets", ""]
+    md += [f"- {line}" for line in targets(done)]
+    if meta.get("notes"):
+        md += ["", "## Notes", "", meta["notes"].strip()]
+    md += ["", "## Runs", "", "| experiment | variant | seed | status | episodes (budget) | behaviour, last 10% "
+           "| return, last 10% | wall s | details |", "|---|---|---|---|---|---|---|---|---|"]
+    md += [row(r) for r in done]
+    text = "\n".join(md) + "\n"
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".md").write_text(text, encoding="utf-8")
+    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "runs": [asdict(r) for r in done]}, indent=1),
+                                         encoding="utf-8")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS), choices=list(EXPERIMENTS))
+    parser.add_argument("--variants", nargs="+", help="only these variants (config stems)")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0 … n−1")
+    parser.add_argument("--seed-list", type=int, nargs="+", help="explicit seeds (overrides --seeds)")
+    parser.add_argument("--episodes", type=int, help="override each config's [arena] episodes")
+    parser.add_argument("--batch-size", type=int, help="override each config's [arena] batch_size")
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per run")
+    parser.add_argument("--out", type=Path, help="parent of the run directories (default: a temp dir)")
+    parser.add_argument("--results", type=Path, default=RESULTS / "reciprocator", help="results path stem")
+    parser.add_argument("--reuse", action="store_true", help="score complete run directories under --out")
+    parser.add_argument("--notes", type=Path, help="markdown file whose text goes in the results' Notes section")
+    parser.add_argument("--fresh", action="store_true", help="drop earlier results (default: keep runs not re-run)")
+    args = parser.parse_args(argv)
+
+    out = (args.out or Path(tempfile.mkdtemp(prefix="bench_reciprocator_"))).resolve()
+    seeds = args.seed_list or list(range(args.seeds))
+    runs = [Run(exp, variant, s) for exp in args.experiments for variant in EXPERIMENTS[exp]
+            if not args.variants or variant in args.variants for s in seeds]
+    meta = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+            "jobs": args.jobs, "out": str(out),
+            "notes": args.notes.read_text(encoding="utf-8") if args.notes else None}
+    previous = []
+    if not args.fresh and args.results.with_suffix(".json").exists():
+        previous = [Run(**r) for r in json.loads(args.results.with_suffix(".json").read_text())["runs"]]
+    keys = {(r.variant, r.seed) for r in runs}
+    kept = [r for r in previous if (r.variant, r.seed) not in keys]
+    print(f"{len(runs)} runs, {args.jobs} at a time; run directories under {out}", flush=True)
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(launch, r, args.episodes, args.batch_size, out, args.timeout, args.reuse, score)
+                   for r in runs]
+        finished: list[Run] = []
+        for fut in as_completed(futures):
+            finished.append(fut.result())
+            print(row(finished[-1]), flush=True)
+            write_results(kept + sorted(finished, key=runs.index), meta, args.results)
+    print(write_results(kept + runs, meta, args.results))
+    return 0 if all(r.status == "ok" for r in runs) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

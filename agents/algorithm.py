@@ -9,6 +9,7 @@ algorithm a `Trajectory` whose arrays are aligned on t: obs[t], actions[t], rewa
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -65,6 +66,8 @@ class SeatInfo:
     observation_layouts: list[str | None] = field(default_factory=list)
     #: The game's no-op action code (STAY), which `others_actions` carries at t = 0; None if it has none.
     noop_action: int | None = None
+    #: What the arena does when this seat misses a step deadline: "wait", "default" or "abort".
+    deadline_policy: str = "abort"
 
     @property
     def action_space(self) -> gym.Space:
@@ -102,6 +105,8 @@ class StepView:
     visibility: np.ndarray | None = None
     #: an evaluation episode: act without exploration; it never reaches `end_episode`
     evaluate: bool = False
+    #: seconds the arena gives for this step's answer (None: no limit)
+    deadline_s: float | None = None
 
 
 @dataclass
@@ -172,6 +177,16 @@ class Algorithm(ABC):
         """The disclosures needed in a run of `n_agents` (checked after `welcome`, which tells N);
         by default `needs`. An algorithm whose needs grow with N (LIO's third-party payments) overrides it."""
         return cls.needs
+
+    @classmethod
+    def pays_with(cls, options: dict[str, Any]) -> bool:
+        """Whether a seat of this kind with these options asks for the pay phase; by default `pays`."""
+        return cls.pays
+
+    def host(self, play: Callable[[], int], stop: Callable[[str], None]) -> int:
+        """Run `play` (the runtime's loop, which returns the exit code) and return its result.
+        An interactive agent runs it beside its user interface and calls `stop(reason)` to leave."""
+        return play()
 
     def setup(self, info: SeatInfo) -> None:
         """Called once after `welcome`, before the first episode."""

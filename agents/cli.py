@@ -64,7 +64,7 @@ def run_agent(args: argparse.Namespace) -> int:
                            out_dir=args.out, checkpoint_every=args.checkpoint_every, resume=args.resume)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return runtime.run()
+        return algorithm.host(runtime.run, runtime.request_stop)
     except AgentError as exc:
         print(f"arena agent {args.name or args.kind}: {exc}", file=sys.stderr)
         return 1

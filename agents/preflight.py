@@ -137,7 +137,7 @@ def run_problems(cls: type[Algorithm], kind: str, run: RunFacts, options: dict[s
         problems.append(Problem("arena.disclose", f"kind '{kind}' needs others' {', '.join(missing)} with "
                                                   f"{run.n_agents} agents; this run discloses {shown}: set "
                                                   f"disclose = {json.dumps(wanted)} in [arena]"))
-    if cls.pays and run.rmax <= 0:
+    if cls.pays_with(options or {}) and run.rmax <= 0:
         problems.append(Problem("arena.rmax", f"kind '{kind}' pays incentives but the run has rmax = "
                                               f"{run.rmax:g}: set rmax = 2.0 (or another positive cap) in [arena]"))
     return problems

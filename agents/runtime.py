@@ -126,7 +126,7 @@ def view_from(observe: Observe) -> StepView:
                     others_actions=observe.actions, others_rewards=observe.rewards,
                     others_observations=observe.observations, payments=observe.payments,
                     messages=observe.messages, state=observe.state, visibility=observe.visible,
-                    evaluate=observe.evaluate)
+                    evaluate=observe.evaluate, deadline_s=observe.deadline_s)
 
 
 class AgentRuntime:
@@ -161,6 +161,7 @@ class AgentRuntime:
         self._view: StepView | None = None
         self._metrics = None
         self._arena_ended = False
+        self._stop_reason: str | None = None
         self.trained = 0
 
     # ------------------------------------------------------------------ transport
@@ -177,6 +178,8 @@ class AgentRuntime:
                 except ProtocolError as err:  # tolerant reader: skip what this version cannot read
                     log.warning("ignored a message from the arena: %s", err)
                     continue
+            if self._stop_reason is not None:
+                raise AgentError(self._stop_reason)
             waited += 0.25
             if timeout_s is not None and waited >= timeout_s:
                 raise AgentError(f"no answer from the arena at {self.address} within {timeout_s:.0f} s: is it "
@@ -188,6 +191,10 @@ class AgentRuntime:
                                  f"{self.heartbeats.arena_silent_for():.1f} s")
 
     # ------------------------------------------------------------------ lifecycle
+    def request_stop(self, reason: str) -> None:
+        """Leave the run from another thread: the loop says bye with `reason` within 250 ms."""
+        self._stop_reason = reason
+
     def run(self) -> int:
         """Play until the arena ends the run. Returns 0 when the run completed."""
         self.socket.connect(self.address)
@@ -212,7 +219,8 @@ class AgentRuntime:
     def _handshake(self) -> None:
         algo = self.algorithm
         self._send(Hello(name=self.name, implementation=self.implementation, seat=self.seat,
-                         capabilities=["incentives"] if algo.pays else [], needs=sorted(algo.needs)))
+                         capabilities=["incentives"] if type(algo).pays_with(self.options) else [],
+                         needs=sorted(algo.needs)))
         while True:
             message = self._receive(self.connect_timeout_s)
             if message.type == "error":
@@ -236,7 +244,7 @@ class AgentRuntime:
             run_dir=str(self.out_dir) if self.out_dir else None,
             observation_layout=layout_of(welcome.observation_space),
             observation_layouts=[layout_of(d) for d in welcome.observation_spaces],
-            noop_action=welcome.noop_action)
+            noop_action=welcome.noop_action, deadline_policy=welcome.deadlines.policy)
         log.info("%s seated at %d of %d in run %s", self.name, welcome.seat, welcome.n_agents, welcome.run_id)
         cls = type(algo)
         run = RunFacts(game=welcome.game, n_agents=welcome.n_agents, disclose=self.info.disclosed, rmax=welcome.rmax,

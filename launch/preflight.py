@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from agents.algorithm import RunFacts
-from agents.preflight import check_seat
+from agents.preflight import Problem, check_seat
 from arena.games import make_game
 from launch.config import RunConfig, line_of
 
@@ -45,7 +45,11 @@ def preflight(config: RunConfig, text: str, path: Path) -> list[str]:
     for index, seat in enumerate(config.agents):
         if seat.external:
             continue
-        for problem in check_seat(seat.kind, seat.options, seat.device, seat.resume, run, index):
+        problems = check_seat(seat.kind, seat.options, seat.device, seat.resume, run, index)
+        if seat.kind == "human":  # a person needs a terminal of their own, which a launched child has not
+            problems.append(Problem("kind", "a human seat is played from a terminal: set external = true in "
+                                            "this [[agents]] table and join with the command `arena launch` prints"))
+        for problem in problems:
             if problem.key.startswith("arena."):
                 line = line_of(text, ("arena", problem.key.removeprefix("arena."))) or seat_line(text, index, "kind")
             else:

@@ -7,6 +7,7 @@ in order: the arena first (it tells every agent goodbye and closes its files), t
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -74,9 +75,13 @@ def describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def join_command(kind: str, address: str, seat: int, name: str, connection_file: Path, signed: bool) -> str:
+def join_command(kind: str, address: str, seat: int, name: str, connection_file: Path, signed: bool,
+                 options: dict[str, Any] | None = None) -> str:
+    """The command that joins seat `seat`; the seat's options go along, since some decide the hello
+    (a human seat's `pay`)."""
     target = f"--connection-file {connection_file}" if signed else f"--connect {address}"
-    return f"arena agent {kind} {target} --seat {seat} --name {name}"
+    extra = f" --options {shlex.quote(json.dumps(options))}" if options else ""
+    return f"arena agent {kind} {target} --seat {seat} --name {name}{extra}"
 
 
 @dataclass
@@ -103,8 +108,9 @@ class Launch:
         for seat, spec in enumerate(self.config.agents):
             if spec.external:
                 command = join_command(spec.kind, connection["address"], seat, spec.name,
-                                       self.run_dir / "connection.json", bool(connection.get("key")))
-                console.print(f"[yellow]waiting for external seat {seat} '{spec.name}'[/]: join with\n  {command}")
+                                       self.run_dir / "connection.json", bool(connection.get("key")), spec.options)
+                console.print(f"[yellow]waiting for external seat {seat} '{spec.name}'[/]: join with\n"
+                              f"  {escape(command)}")
                 continue
             command = [sys.executable, "-m", "agents", spec.kind, "--connection-file",
                        str(self.run_dir / "connection.json"), "--seat", str(seat), "--name", spec.name,
@@ -289,8 +295,9 @@ def serve_run(config: RunConfig, config_text: str) -> int:
         signed = arena.key is not None
         console.print(f"arena listening on [bold]{arena.address}[/] (run directory {run_dir}); join with:")
         for seat, spec in enumerate(config.agents):
-            command = join_command(spec.kind, arena.address, seat, spec.name, run_dir / "connection.json", signed)
-            console.print(f"  {command}")
+            command = join_command(spec.kind, arena.address, seat, spec.name, run_dir / "connection.json", signed,
+                                   spec.options)
+            console.print(f"  {escape(command)}")
 
     async def serve() -> int:
         arena = Arena(config.arena, config.agents, run_dir)

@@ -110,6 +110,12 @@ def test_payer_in_a_run_without_payments(tmp_path: Path) -> None:
     assert "pays incentives but the run has rmax = 0" in output and "set rmax = 2.0" in output, output
 
 
+def test_human_seat_that_is_not_external(tmp_path: Path) -> None:
+    config = config_with(tmp_path, {"kind": "human"})
+    code, output = check(config)
+    assert_refused(config, output, code, 'kind = "human"', "played from a terminal", "set external = true")
+
+
 def test_ipd_only_agent_in_another_game(tmp_path: Path) -> None:
     config = write_config(tmp_path / "run.toml",
                           {"game": "cleanup", "episodes": 1, "disclose": ["actions"],

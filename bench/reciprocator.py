@@ -35,7 +35,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.lio import LAST_FRACTION, RESULTS, Run, fmt, launch, mean, read_jsonl
+from bench.lio import LAST_FRACTION, RESULTS, Run, finished_dir, fmt, launch, mean, read_jsonl, seed_config
 
 EXPERIMENTS: dict[str, list[str]] = {
     "ipd": ["ipd_reciprocator_vs_nl", "ipd_reciprocator_pair", "ipd_nl_pair"],
@@ -176,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="parent of the run directories (default: a temp dir)")
     parser.add_argument("--results", type=Path, default=RESULTS / "reciprocator", help="results path stem")
     parser.add_argument("--reuse", action="store_true", help="score complete run directories under --out")
+    parser.add_argument("--only-existing", action="store_true",
+                        help="with --reuse: score what is complete under --out and launch nothing")
     parser.add_argument("--notes", type=Path, help="markdown file whose text goes in the results' Notes section")
     parser.add_argument("--fresh", action="store_true", help="drop earlier results (default: keep runs not re-run)")
     args = parser.parse_args(argv)
@@ -188,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
             "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
             "jobs": args.jobs, "out": str(out),
             "notes": args.notes.read_text(encoding="utf-8") if args.notes else None}
+    if args.only_existing:
+        args.reuse = True
+        runs = [r for r in runs if finished_dir(out, r, seed_config(r.variant, r.seed, args.episodes, out,
+                                                                    args.batch_size)["arena"]) is not None]
     previous = []
     if not args.fresh and args.results.with_suffix(".json").exists():
         previous = [Run(**r) for r in json.loads(args.results.with_suffix(".json").read_text())["runs"]]

@@ -13,6 +13,7 @@ from agents.preflight import check_seat
 from agents.registry import available_kinds, load_algorithm
 from agents.runtime import AgentError, AgentRuntime
 from protocols.memory import keep_freed_memory
+from protocols.telemetry import MqttTarget
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -29,6 +30,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--out", type=Path, help="directory for this agent's metrics and checkpoints")
     parser.add_argument("--checkpoint-every", type=int, default=0, help="episodes between checkpoints")
     parser.add_argument("--resume", type=Path, help="checkpoint to restore after setup (e.g. .../final.pt)")
+    parser.add_argument("--mqtt", help="publish presence and learner metrics to mqtt://HOST[:PORT][/PREFIX]")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -51,6 +53,12 @@ def run_agent(args: argparse.Namespace) -> int:
     if not isinstance(options, dict):
         print("arena agent: --options must be a JSON object, e.g. '{\"lr\": 0.01}'", file=sys.stderr)
         return 2
+    if args.mqtt:
+        try:
+            MqttTarget.parse(args.mqtt)
+        except ValueError as exc:
+            print(f"arena agent: --mqtt: {exc}", file=sys.stderr)
+            return 2
     resume = str(args.resume) if args.resume is not None else None
     keep_freed_memory()
     problems = check_seat(args.kind, options, args.device, resume)
@@ -61,7 +69,8 @@ def run_agent(args: argparse.Namespace) -> int:
     algorithm = load_algorithm(args.kind)()
     runtime = AgentRuntime(algorithm, address, name=args.name or args.kind, implementation=args.kind,
                            seat=args.seat, key=key, device=args.device, seed=args.seed, options=options,
-                           out_dir=args.out, checkpoint_every=args.checkpoint_every, resume=args.resume)
+                           out_dir=args.out, checkpoint_every=args.checkpoint_every, resume=args.resume,
+                           mqtt=args.mqtt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return algorithm.host(runtime.run, runtime.request_stop)

@@ -26,6 +26,7 @@ from protocols.codec import Codec, Message
 from protocols.errors import ProtocolError
 from protocols.messages import Bye, EpisodeEnd, Heartbeat, Hello, Observe, Pay, PayRequest, Ready, Welcome
 from protocols.spaces import layout_of, space_from_description
+from protocols.telemetry import MqttTarget, Telemetry
 from protocols.transport import recv_frames, send_frames
 
 log = logging.getLogger("agent")
@@ -135,7 +136,8 @@ class AgentRuntime:
     def __init__(self, algorithm: Algorithm, address: str, *, name: str, implementation: str,
                  seat: int | None = None, key: bytes | None = None, device: str = "cpu",
                  seed: int | None = None, options: dict[str, Any] | None = None, out_dir: Path | None = None,
-                 checkpoint_every: int = 0, resume: Path | None = None, connect_timeout_s: float = 30.0) -> None:
+                 checkpoint_every: int = 0, resume: Path | None = None, connect_timeout_s: float = 30.0,
+                 mqtt: str | None = None) -> None:
         self.algorithm = algorithm
         self.address = address
         self.name = name
@@ -162,6 +164,10 @@ class AgentRuntime:
         self._metrics = None
         self._arena_ended = False
         self._stop_reason: str | None = None
+        #: where to publish presence and learner metrics (SPEC §19), once `welcome` names the run
+        self.mqtt = MqttTarget.parse(mqtt) if mqtt else None
+        self.telemetry: Telemetry | None = None
+        self._presence = ""
         self.trained = 0
 
     # ------------------------------------------------------------------ transport
@@ -190,6 +196,20 @@ class AgentRuntime:
                 raise AgentError(f"the arena at {self.address} stopped answering heartbeats for "
                                  f"{self.heartbeats.arena_silent_for():.1f} s")
 
+    def _start_telemetry(self, run_id: str, seat_name: str) -> None:
+        """Presence (retained, with a last will so a dead process shows as gone) and metrics topics."""
+        self._presence = self.mqtt.run_topic(run_id, "agents", seat_name, "presence")
+        gone = {"present": False, "reason": "lost: the broker stopped hearing from the agent process"}
+        self.telemetry = Telemetry(self.mqtt, client_id=f"agent-{run_id}-{self.info.seat}",
+                                   will=(self._presence, gone))
+        self.telemetry.publish(self._presence, {"present": True, "name": self.name, "seat": self.info.seat,
+                                                "kind": self.implementation, "device": self.device}, retain=True)
+
+    def _stop_telemetry(self, reason: str) -> None:
+        if self.telemetry is not None:
+            self.telemetry.publish(self._presence, {"present": False, "reason": reason}, retain=True)
+            self.telemetry.close()
+
     # ------------------------------------------------------------------ lifecycle
     def request_stop(self, reason: str) -> None:
         """Leave the run from another thread: the loop says bye with `reason` within 250 ms."""
@@ -201,11 +221,14 @@ class AgentRuntime:
         self.heartbeats.start()
         try:
             self._handshake()
-            return self._loop()
+            code = self._loop()
+            self._stop_telemetry("left: the run ended")
+            return code
         except BaseException as exc:
             if self.info is not None and not self._arena_ended:  # seated: let the arena know now, not by timeout
                 with contextlib.suppress(Exception):  # never hide the failure itself
                     self._send(Bye(reason=f"{self.name} stopped: {exc or type(exc).__name__}", ok=False))
+            self._stop_telemetry(f"left: {exc or type(exc).__name__}")
             raise
         finally:
             self.heartbeats.stop()
@@ -246,6 +269,8 @@ class AgentRuntime:
             observation_layouts=[layout_of(d) for d in welcome.observation_spaces],
             noop_action=welcome.noop_action, deadline_policy=welcome.deadlines.policy)
         log.info("%s seated at %d of %d in run %s", self.name, welcome.seat, welcome.n_agents, welcome.run_id)
+        if self.mqtt is not None:
+            self._start_telemetry(welcome.run_id, welcome.names[welcome.seat])
         cls = type(algo)
         run = RunFacts(game=welcome.game, n_agents=welcome.n_agents, disclose=self.info.disclosed, rmax=welcome.rmax,
                        action_names=welcome.action_names)
@@ -321,8 +346,11 @@ class AgentRuntime:
         else:
             metrics = self.algorithm.end_episode(trajectory, end.summary)
         self.trained += not end.evaluate
+        own = end.summary["returns"].get(self.info.names[self.info.seat])
+        if self.telemetry is not None:
+            self.telemetry.publish(self._presence.replace("/presence", "/metrics"),
+                                   {"episode": end.episode, "return": own, **metrics})
         if self._metrics is not None:
-            own = end.summary["returns"].get(self.info.names[self.info.seat])
             self._metrics.write(json.dumps({"episode": end.episode, "return": own, **metrics}) + "\n")
             self._metrics.flush()
             every = self.checkpoint_every

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     seats = [SeatSpec.model_validate(s) for s in spec["seats"]]
 
     async def serve() -> int:
-        return await Arena(settings, seats, run_dir).serve()
+        return await Arena(settings, seats, run_dir, mqtt=spec.get("mqtt")).serve()
 
     return asyncio.run(serve())
 

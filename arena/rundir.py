@@ -1,7 +1,8 @@
 """The run directory: resolved config, per-episode summaries, the ledger and the final result.
 
 Each episode's lines are flushed as soon as the episode ends, so an interrupted run keeps every
-finished episode.
+finished episode. With telemetry on, the same records go to MQTT as well (SPEC §19): the run's
+retained status, each episode's record, and the final result; the directory stays the source of truth.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from arena.settings import ArenaSettings
+from protocols.telemetry import MqttTarget, Telemetry
 
 
 class RunWriter:
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, run_id: str, telemetry: tuple[Telemetry, MqttTarget] | None = None) -> None:
         self.run_dir = run_dir
+        self.run_id = run_id
+        self.telemetry = telemetry
         run_dir.mkdir(parents=True, exist_ok=True)
         self._episodes = open(run_dir / "episodes.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         self._ledger = open(run_dir / "ledger.jsonl", "a", encoding="utf-8")  # noqa: SIM115
@@ -27,15 +31,34 @@ class RunWriter:
         record = {"run_id": run_id, "address": address, "arena": settings.model_dump(), "seats": seats,
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self._started))}
         (self.run_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        self._publish("run", record, retain=True)
+        self._publish("status", {"state": "running", "episode": 0, "episodes": settings.total_episodes}, retain=True)
 
-    def episode(self, summary: dict[str, Any], ledger_record: dict[str, Any]) -> None:
+    def lobby(self, settings: ArenaSettings, waiting_for: list[str], address: str) -> None:
+        self._publish("status", {"state": "lobby", "waiting_for": waiting_for, "address": address,
+                                 "game": settings.game, "episodes": settings.total_episodes}, retain=True)
+
+    def episode(self, summary: dict[str, Any], ledger_record: dict[str, Any], total_episodes: int) -> None:
         for handle, record in ((self._episodes, summary), (self._ledger, ledger_record)):
             handle.write(json.dumps(record) + "\n")
             handle.flush()
+        self._publish("episodes", summary)
+        self._publish("status", {"state": "running", "episode": summary["episode"] + 1, "episodes": total_episodes},
+                      retain=True)
 
     def finish(self, status: str, reason: str, episodes: int, seats: list[dict[str, Any]]) -> None:
         self._episodes.close()
         self._ledger.close()
         result = {"status": status, "reason": reason, "episodes": episodes, "seats": seats,
                   "wall_time_s": round(time.time() - self._started, 3)}
+        if self.telemetry is not None:
+            self._publish("status", {"state": status, "reason": reason, "episodes": episodes}, retain=True)
+            telemetry = self.telemetry[0]
+            telemetry.close()
+            result["telemetry"] = telemetry.counts
         (self.run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+    def _publish(self, topic: str, payload: dict[str, Any], retain: bool = False) -> None:
+        if self.telemetry is not None:
+            telemetry, target = self.telemetry
+            telemetry.publish(target.run_topic(self.run_id, topic), payload, retain=retain)

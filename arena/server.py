@@ -51,6 +51,7 @@ from protocols.messages import (
     Welcome,
 )
 from protocols.spaces import describe_space
+from protocols.telemetry import MqttTarget, Telemetry
 from protocols.transport import NOBLOCK, readable, recv_frames, send_frames
 
 log = logging.getLogger("arena")
@@ -126,7 +127,7 @@ class Arena:
     """Seats N agents and plays `settings.episodes` batched training episodes of one game (plus any
     evaluation episodes the settings schedule between them)."""
 
-    def __init__(self, settings: ArenaSettings, seats: list[SeatSpec], run_dir: Path) -> None:
+    def __init__(self, settings: ArenaSettings, seats: list[SeatSpec], run_dir: Path, mqtt: str | None = None) -> None:
         self.settings = settings
         self.game = make_game(settings.game, settings.params, settings.batch_size)
         if len(seats) != self.game.n_agents:
@@ -138,7 +139,11 @@ class Arena:
         self.run_id = f"{run_dir.name}-{uuid.uuid4().hex[:8]}"
         self.key = secrets.token_hex(32).encode() if settings.sign else None
         self.codec = Codec(session=self.run_id, key=self.key)
-        self.writer = RunWriter(run_dir)
+        telemetry = None
+        if mqtt is not None:
+            target = MqttTarget.parse(mqtt)
+            telemetry = (Telemetry(target, client_id=f"arena-{self.run_id}"), target)
+        self.writer = RunWriter(run_dir, self.run_id, telemetry)
         n_actions = max(int(s.n) for s in self.game.action_spaces if isinstance(s, gym.spaces.Discrete))
         self.ledger = Ledger(self.game.n_agents, settings.batch_size, n_actions, settings.rmax)
         self.started = False
@@ -163,6 +168,7 @@ class Arena:
         self.address = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._write_connection_file()
         log.info("arena %s listening on %s for %d seats", self.run_id, self.address, len(self.seats))
+        self.writer.lobby(self.settings, self.names, self.address)
         if on_bound is not None:
             on_bound(self)
         loop = asyncio.get_running_loop()
@@ -342,6 +348,8 @@ class Arena:
         self._send(identity, self._welcome(seat), message)
         waiting = [s.spec.name for s in self.seats if not s.seated]
         self._broadcast(Lobby(filled=len(self.seats) - len(waiting), total=len(self.seats), waiting_for=waiting))
+        if waiting:
+            self.writer.lobby(self.settings, waiting, self.address)
         if not waiting:  # started now, not when _play wakes: a seat leaving in between aborts the run
             self.started = True
             self._lobby_full.set()
@@ -616,7 +624,7 @@ class Arena:
         for seat, final in zip(self.seats, finals):
             self._send(seat.identity, EpisodeEnd(episode=episode, final=final, last=last, evaluate=evaluate,
                                                  warmup=warmup, summary=self._summary_for(seat, summary)))
-        self.writer.episode(summary, ledger_record)
+        self.writer.episode(summary, ledger_record, self.settings.total_episodes)
         await self._collect(phase, None)
 
     def _observations(self, episode: int, t: int, obs: list[np.ndarray], memory: StepMemory, active: np.ndarray,

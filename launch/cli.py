@@ -22,10 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     launch.add_argument("config", type=Path, help="run config (TOML), e.g. examples/ipd.toml")
     launch.add_argument("--episodes", type=int, help="override [arena] episodes")
     launch.add_argument("--out", help="override [run] out (parent directory of run directories)")
+    launch.add_argument("--mqtt", help="publish telemetry to mqtt://HOST[:PORT][/PREFIX] (overrides [run] mqtt)")
     serve = commands.add_parser("serve", help="start only the arena and print how agents join")
     serve.add_argument("config", type=Path)
     serve.add_argument("--address", help="override [arena] address, e.g. tcp://0.0.0.0:5555")
     serve.add_argument("--out", help="override [run] out")
+    serve.add_argument("--mqtt", help="publish telemetry to mqtt://HOST[:PORT][/PREFIX] (overrides [run] mqtt)")
     check = commands.add_parser("check", help="check a run config and every seat in it, starting nothing")
     check.add_argument("config", type=Path)
     build_agent_parser(commands.add_parser("agent", help="run one agent and join an arena"))
@@ -33,10 +35,18 @@ def main(argv: list[str] | None = None) -> int:
     plot.add_argument("run_dir", type=Path, help="a run directory, as printed by `arena launch`")
     plot.add_argument("--out", type=Path, help="where to write the PNGs (default RUN_DIR/plots)")
     plot.add_argument("--smooth", type=int, help="moving-average window in episodes (default: episodes / 50)")
+    watch = commands.add_parser("watch", help="follow runs live from their MQTT telemetry")
+    watch.add_argument("url", help="the broker the runs publish to: mqtt://HOST[:PORT][/PREFIX]")
+    watch.add_argument("--run", help="only this run id")
+    watch.add_argument("--until-done", action="store_true", help="return once every run seen has ended")
     args = parser.parse_args(argv)
 
     if args.command == "agent":
         return run_agent(args)
+    if args.command == "watch":
+        from launch.watch import main as watch_main
+
+        return watch_main(args.url, args.run, args.until_done)
     if args.command == "plot":
         from launch.plot import main as plot_main  # imported here so other commands don't load matplotlib
 
@@ -57,7 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     updates = {"episodes": getattr(args, "episodes", None), "address": getattr(args, "address", None)}
     arena = config.arena.model_copy(update={k: v for k, v in updates.items() if v is not None})
-    run = config.run.model_copy(update={"out": args.out} if args.out else {})
+    run_updates = {"out": args.out, "mqtt": getattr(args, "mqtt", None)}
+    try:
+        run = type(config.run).model_validate({**config.run.model_dump(),
+                                                **{k: v for k, v in run_updates.items() if v is not None}})
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
+        return 2
     config = config.model_copy(update={"arena": arena, "run": run})
     text = args.config.read_text(encoding="utf-8")
     if args.command == "launch":

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from arena.games import GAMES, game_class
 from arena.settings import ArenaSettings, SeatSpec
+from protocols.telemetry import MqttTarget
 
 
 class RunSection(BaseModel):
@@ -21,6 +22,14 @@ class RunSection(BaseModel):
     name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$")
     out: str = Field("runs", description="parent directory of run directories")
     checkpoint_every: int = Field(0, ge=0, description="episodes between agent checkpoints; 0 = only at the end")
+    mqtt: str | None = Field(None, description="publish live telemetry to mqtt://HOST[:PORT][/PREFIX] (SPEC §19)")
+
+    @field_validator("mqtt")
+    @classmethod
+    def _mqtt_address(cls, url: str | None) -> str | None:
+        if url is not None:
+            MqttTarget.parse(url)
+        return url
 
 
 class RunConfig(BaseModel):

@@ -38,7 +38,8 @@ def make_run_dir(config: RunConfig, config_text: str) -> Path:
     run_dir.mkdir(parents=True)
     (run_dir / "config.toml").write_text(config_text, encoding="utf-8")
     (run_dir / "config.resolved.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    arena_spec = {"arena": config.arena.model_dump(), "seats": [a.model_dump() for a in config.agents]}
+    arena_spec = {"arena": config.arena.model_dump(), "seats": [a.model_dump() for a in config.agents],
+                  "mqtt": config.run.mqtt}
     (run_dir / "arena.json").write_text(json.dumps(arena_spec, indent=2) + "\n", encoding="utf-8")
     return run_dir
 
@@ -76,11 +77,12 @@ def describe_exit(code: int | None) -> str:
 
 
 def join_command(kind: str, address: str, seat: int, name: str, connection_file: Path, signed: bool,
-                 options: dict[str, Any] | None = None) -> str:
+                 options: dict[str, Any] | None = None, mqtt: str | None = None) -> str:
     """The command that joins seat `seat`; the seat's options go along, since some decide the hello
-    (a human seat's `pay`)."""
+    (a human seat's `pay`), and so does the run's telemetry address."""
     target = f"--connection-file {connection_file}" if signed else f"--connect {address}"
     extra = f" --options {shlex.quote(json.dumps(options))}" if options else ""
+    extra += f" --mqtt {shlex.quote(mqtt)}" if mqtt else ""
     return f"arena agent {kind} {target} --seat {seat} --name {name}{extra}"
 
 
@@ -108,7 +110,8 @@ class Launch:
         for seat, spec in enumerate(self.config.agents):
             if spec.external:
                 command = join_command(spec.kind, connection["address"], seat, spec.name,
-                                       self.run_dir / "connection.json", bool(connection.get("key")), spec.options)
+                                       self.run_dir / "connection.json", bool(connection.get("key")), spec.options,
+                                       self.config.run.mqtt)
                 console.print(f"[yellow]waiting for external seat {seat} '{spec.name}'[/]: join with\n"
                               f"  {escape(command)}")
                 continue
@@ -118,6 +121,8 @@ class Launch:
                        "--checkpoint-every", str(self.config.run.checkpoint_every)]
             if spec.resume:
                 command += ["--resume", spec.resume]
+            if self.config.run.mqtt:
+                command += ["--mqtt", self.config.run.mqtt]
             out = open(logs / f"{spec.name}.log", "wb")  # noqa: SIM115 - owned by the child
             self.agents[spec.name] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                                       start_new_session=True)
@@ -296,11 +301,11 @@ def serve_run(config: RunConfig, config_text: str) -> int:
         console.print(f"arena listening on [bold]{arena.address}[/] (run directory {run_dir}); join with:")
         for seat, spec in enumerate(config.agents):
             command = join_command(spec.kind, arena.address, seat, spec.name, run_dir / "connection.json", signed,
-                                   spec.options)
+                                   spec.options, config.run.mqtt)
             console.print(f"  {escape(command)}")
 
     async def serve() -> int:
-        arena = Arena(config.arena, config.agents, run_dir)
+        arena = Arena(config.arena, config.agents, run_dir, mqtt=config.run.mqtt)
         return await arena.serve(on_bound=announce)
 
     code = asyncio.run(serve())

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from arena.settings import ArenaSettings
+from arena.spectators import Spectators
 from protocols.telemetry import MqttTarget, Telemetry
 
 
@@ -21,6 +22,8 @@ class RunWriter:
         self.run_dir = run_dir
         self.run_id = run_id
         self.telemetry = telemetry
+        #: the arena's spectator stream, once bound (arena.spectators)
+        self.spectators: Spectators | None = None
         run_dir.mkdir(parents=True, exist_ok=True)
         self._episodes = open(run_dir / "episodes.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         self._ledger = open(run_dir / "ledger.jsonl", "a", encoding="utf-8")  # noqa: SIM115
@@ -51,14 +54,16 @@ class RunWriter:
         self._ledger.close()
         result = {"status": status, "reason": reason, "episodes": episodes, "seats": seats,
                   "wall_time_s": round(time.time() - self._started, 3)}
+        self._publish("status", {"state": status, "reason": reason, "episodes": episodes}, retain=True)
         if self.telemetry is not None:
-            self._publish("status", {"state": status, "reason": reason, "episodes": episodes}, retain=True)
             telemetry = self.telemetry[0]
             telemetry.close()
             result["telemetry"] = telemetry.counts
         (self.run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
     def _publish(self, topic: str, payload: dict[str, Any], retain: bool = False) -> None:
+        if self.spectators is not None:
+            self.spectators.publish("episode" if topic == "episodes" else topic, payload)
         if self.telemetry is not None:
             telemetry, target = self.telemetry
             telemetry.publish(target.run_topic(self.run_id, topic), payload, retain=retain)

@@ -31,6 +31,7 @@ from arena.games import make_game
 from arena.ledger import Ledger
 from arena.rundir import RunWriter
 from arena.settings import ArenaSettings, SeatSpec
+from arena.spectators import Spectators
 from protocols.codec import Codec, Message
 from protocols.errors import ErrorCode, ProtocolError
 from protocols.messages import (
@@ -166,6 +167,8 @@ class Arena:
         self.sock.setsockopt(zmq.LINGER, 1000)
         self.sock.bind(self.settings.address)
         self.address = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.spectators = Spectators(context, self.address, self.run_id)
+        self.writer.spectators = self.spectators
         self._write_connection_file()
         log.info("arena %s listening on %s for %d seats", self.run_id, self.address, len(self.seats))
         self.writer.lobby(self.settings, self.names, self.address)
@@ -178,6 +181,7 @@ class Arena:
                 loop.add_signal_handler(sig, self.abort, ErrorCode.RUN_ABORTED, f"interrupted by {sig.name}")
         descriptor = self.sock.FD
         loop.add_reader(descriptor, self._drain)
+        loop.add_reader(self.spectators.socket.FD, self.spectators.on_subscriptions)
         watchdog = asyncio.create_task(self._watchdog())
         try:
             await self._play()
@@ -199,7 +203,9 @@ class Arena:
         watchdog.cancel()
         await asyncio.gather(watchdog, return_exceptions=True)
         loop.remove_reader(descriptor)
+        loop.remove_reader(self.spectators.socket.FD)
         self.writer.finish(status, reason, self.episodes_done, self._seat_report())
+        self.spectators.close()
         self.sock.close()
         context.term()
         return code
@@ -212,7 +218,7 @@ class Arena:
                 self._main.cancel()
 
     def _write_connection_file(self) -> None:
-        info = {"address": self.address, "run_id": self.run_id, "protocol": "1",
+        info = {"address": self.address, "events": self.spectators.address, "run_id": self.run_id, "protocol": "1",
                 "signature_scheme": "hmac-sha256" if self.key else None,
                 "key": self.key.decode() if self.key else None,
                 "seats": [s.spec.name for s in self.seats]}
@@ -592,6 +598,8 @@ class Arena:
                     if pay is not None:
                         payments[:, index, :] = pay.amounts
             result = game.step(actions)
+            if self.spectators.wants_frames:
+                self.spectators.publish("frame", {"episode": episode, "t": t + 1, "text": game.render("ansi", 0)})
             booked = self.ledger.book(payments, actions, active)
             credited, given = booked.sum(axis=1), booked.sum(axis=2)
             mask = active[:, None]

@@ -35,9 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     plot.add_argument("run_dir", type=Path, help="a run directory, as printed by `arena launch`")
     plot.add_argument("--out", type=Path, help="where to write the PNGs (default RUN_DIR/plots)")
     plot.add_argument("--smooth", type=int, help="moving-average window in episodes (default: episodes / 50)")
-    watch = commands.add_parser("watch", help="follow runs live from their MQTT telemetry")
-    watch.add_argument("url", help="the broker the runs publish to: mqtt://HOST[:PORT][/PREFIX]")
-    watch.add_argument("--run", help="only this run id")
+    watch = commands.add_parser("watch", help="follow runs live (MQTT telemetry, or an arena's own event stream)")
+    watch.add_argument("url", metavar="SOURCE",
+                       help="mqtt://HOST[:PORT][/PREFIX], or a run directory or tcp:// address of an arena's stream")
+    watch.add_argument("--run", help="only this run id (MQTT)")
+    watch.add_argument("--frames", action="store_true", help="show the arena's rendering of copy 0 (event stream)")
     watch.add_argument("--until-done", action="store_true", help="return once every run seen has ended")
     args = parser.parse_args(argv)
 
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "watch":
         from launch.watch import main as watch_main
 
-        return watch_main(args.url, args.run, args.until_done)
+        return watch_main(args.url, args.run, args.until_done, args.frames)
     if args.command == "plot":
         from launch.plot import main as plot_main  # imported here so other commands don't load matplotlib
 

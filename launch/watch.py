@@ -1,8 +1,12 @@
-"""`arena watch mqtt://HOST[:PORT][/PREFIX]`: follow runs live from their telemetry (SPEC §19).
+"""`arena watch SOURCE`: follow runs live, from MQTT telemetry (SPEC §19) or, with no broker, from an
+arena's own spectator stream (SPEC §20).
 
-A table with one row per run seen on the broker: its state, episode progress, the last collective
-return and a sparkline of them, each seat's last return and incentives received, and which agents are
-present (gone ones say why). `--until-done` returns once every run seen is complete or aborted.
+SOURCE is `mqtt://HOST[:PORT][/PREFIX]` (every run publishing there), a run directory (its
+`connection.json` names the arena's stream) or the stream's `tcp://` address. A table with one row per
+run: its state, episode progress, the last collective return and a sparkline of them, each seat's last
+return and incentives received, and which agents are present (gone ones say why; MQTT only).
+`--frames` shows the arena's rendering of copy 0 after every step (spectator stream only).
+`--until-done` returns once every run seen is complete or aborted.
 """
 
 from __future__ import annotations
@@ -10,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
-from rich.console import Console
+import zmq
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from protocols.telemetry import TOPIC_VERSION, MqttTarget
 
@@ -101,10 +108,74 @@ async def follow(target: MqttTarget, run_filter: str | None, until_done: bool, c
     return 0
 
 
-def main(url: str, run_filter: str | None, until_done: bool) -> int:
-    console = Console()
+def follow_stream(address: str, frames: bool, until_done: bool, console: Console) -> int:
+    """Subscribe to one arena's spectator stream (SPEC §20) and keep the table (and frame) current."""
+    context = zmq.Context()
+    socket = context.socket(zmq.SUB)
+    for topic in ("welcome", "status", "episode", *(("frame",) if frames else ())):
+        socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+    socket.connect(address)
+    runs: dict[str, RunView] = {}
+    run = RunView()
+    frame = Text("")
+
+    def shown() -> Group | Table:
+        return Group(table(runs), frame) if frames else table(runs)
+
+    screen = Live(shown(), console=console, refresh_per_second=4) if console.is_terminal else None
+    if screen is not None:
+        screen.start()
     try:
-        target = MqttTarget.parse(url)
+        while True:
+            if not socket.poll(250):
+                continue
+            topic, _, body = socket.recv().partition(b" ")
+            payload = json.loads(body)
+            if topic == b"welcome":
+                runs[payload["run_id"]] = run
+                run.status = payload["status"] or run.status
+            elif topic == b"frame":
+                frame = Text.from_ansi(f"episode {payload['episode']} t={payload['t']}\n{payload['text']}")
+            else:
+                run.take(["episodes" if topic == b"episode" else topic.decode()], payload)
+            if screen is not None:
+                screen.update(shown())
+            if until_done and run.status.get("state") in ENDED:
+                break
+    finally:
+        if screen is not None:
+            screen.stop()
+        socket.close(0)
+        context.term()
+    if screen is None:
+        console.print(shown())
+    return 0
+
+
+def stream_address(source: str) -> str | None:
+    """The spectator stream of a run directory or a tcp:// address; None for anything else."""
+    if source.startswith(("tcp://", "ipc://")):
+        return source
+    connection = Path(source) / "connection.json"
+    if connection.exists():
+        return json.loads(connection.read_text(encoding="utf-8")).get("events")
+    return None
+
+
+def main(source: str, run_filter: str | None, until_done: bool, frames: bool = False) -> int:
+    console = Console()
+    if not source.startswith("mqtt://"):
+        address = stream_address(source)
+        if address is None:
+            console.print(f"[red]error:[/] {source!r} is neither mqtt://HOST[:PORT][/PREFIX], a run directory with "
+                          "a connection.json, nor an arena's tcp:// event stream address", highlight=False)
+            return 2
+        try:
+            return follow_stream(address, frames, until_done, console)
+        except KeyboardInterrupt:
+            return 130
+    try:
+        target = MqttTarget.parse(source)
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         return 2

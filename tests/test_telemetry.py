@@ -186,3 +186,27 @@ def test_a_killed_agent_shows_as_gone_by_its_last_will(broker: int, tmp_path: Pa
     finally:
         run.kill()
         watcher.close()
+
+
+def test_a_spectator_needs_no_broker(tmp_path: Path) -> None:
+    """`arena watch RUN_DIR` follows the arena's own event stream (XPUB), frames included."""
+    agents = [{"name": "alice", "kind": "tit-for-tat"}, {"name": "bob", "kind": "always-defect", "external": True}]
+    config = write_config(tmp_path / "run.toml", {**IPD, "episodes": 4}, agents, name="spectated")
+    run = subprocess.Popen(arena_command("launch", str(config)), cwd=REPO, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    lines = [run.stdout.readline() for _ in range(3)]  # run directory, "waiting for external seat", the command
+    run_dir = Path(lines[0].removeprefix("run directory: ").strip())
+    join = lines[2].strip().removeprefix("arena ").split()
+    watch = subprocess.Popen(arena_command("watch", str(run_dir), "--frames", "--until-done"), cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(1.5)  # the spectator is in before bob joins, so it sees the whole run
+    bob = subprocess.Popen(arena_command(*join), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    out, _ = watch.communicate(timeout=60)
+    run.communicate(timeout=60)
+    bob.wait(30)
+    assert run.returncode == 0 and watch.returncode == 0, out
+    assert json.loads((run_dir / "connection.json").read_text())["events"].startswith("tcp://127.0.0.1:")
+    assert "complete" in out and "4/4" in out, out
+    episodes = read_jsonl(run_dir / "episodes.jsonl")
+    assert f"{episodes[-1]['collective_return']:+.2f}" in out
+    assert "episode 3 t=5" in out  # the last frame: the arena's own rendering after the final step

@@ -5,6 +5,7 @@ nothing about the run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import socket
@@ -30,12 +31,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[int]:
+def start_broker(config_dir: Path) -> tuple[int, subprocess.Popen]:
+    """mosquitto on a free loopback port, once it accepts connections."""
     if shutil.which("mosquitto") is None:
         pytest.skip("mosquitto is not installed (.ci/run installs it)")
     port = free_port()
-    config = tmp_path / "mosquitto.conf"
+    config = config_dir / "mosquitto.conf"
     config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
     process = subprocess.Popen(["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 10
@@ -44,6 +45,12 @@ def broker(tmp_path: Path) -> Iterator[int]:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 break
         time.sleep(0.05)
+    return port, process
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[int]:
+    port, process = start_broker(tmp_path)
     yield port
     process.terminate()
     process.wait(5)
@@ -61,6 +68,10 @@ class Watcher:
         assert self.ready.wait(10), "the watcher could not subscribe"
 
     async def _run(self, port: int, prefix: str) -> None:
+        with contextlib.suppress(aiomqtt.MqttError):  # the broker may be stopped under it
+            await self._listen(port, prefix)
+
+    async def _listen(self, port: int, prefix: str) -> None:
         async with aiomqtt.Client("127.0.0.1", port) as client:
             await client.subscribe(f"{prefix}/#", qos=1)
             self.ready.set()
@@ -210,3 +221,41 @@ def test_a_spectator_needs_no_broker(tmp_path: Path) -> None:
     episodes = read_jsonl(run_dir / "episodes.jsonl")
     assert f"{episodes[-1]['collective_return']:+.2f}" in out
     assert "episode 3 t=5" in out  # the last frame: the arena's own rendering after the final step
+
+
+def test_the_broker_stopped_mid_run_changes_no_result(tmp_path: Path) -> None:
+    """Stopping the broker during the run: the run completes with the numbers of a run without
+    telemetry, and result.json counts what could not be published."""
+    port, process = start_broker(tmp_path)
+    arena = {**IPD, "episodes": 40}
+    agents = [{"name": "alice", "kind": "tit-for-tat"}, {"name": "bob", "kind": "random"}]
+    watcher = Watcher(port, "lab")
+    for variant in ("with", "without"):
+        (tmp_path / variant).mkdir()
+    config = write_config(tmp_path / "with" / "run.toml", arena, agents, name="broker_stops")
+    run = subprocess.Popen(arena_command("launch", str(config), "--mqtt", f"mqtt://127.0.0.1:{port}/lab"), cwd=REPO,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(watcher.on("/episodes")) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.kill()  # the broker dies with the run in full flight
+        process.wait(5)
+        out, _ = run.communicate(timeout=120)
+    finally:
+        run.kill()
+        watcher.close()
+    assert run.returncode == 0, out
+    seen = len(watcher.on("/episodes"))
+    assert 3 <= seen < 40
+    run_dir = next((tmp_path / "with" / "runs").iterdir())
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "complete" and result["telemetry"]["dropped"] > 0, result
+    plain = launch(write_config(tmp_path / "without" / "run.toml", arena, agents, name="broker_stops"), 120)
+    assert plain.code == 0
+
+    def numbers(records: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "wall_time_s"} for r in records]
+
+    assert numbers(read_jsonl(run_dir / "episodes.jsonl")) == numbers(plain.episodes())
+    assert read_jsonl(run_dir / "ledger.jsonl") == read_jsonl(plain.run_dir / "ledger.jsonl")

@@ -278,6 +278,37 @@ def plot_cleanup(run: Run, window: int, out: Path) -> Path | None:
     return out
 
 
+def behaviour(source: Run | Path | str) -> dict[str, dict[str, np.ndarray]]:
+    """The Reciprocator paper's behaviour curves, per agent and episode: IPD P(cooperate); Coin Game
+    P(own coin) (the share of an agent's pickups that were its own coins) and coins taken, own and
+    others'. {} for other games."""
+    run = _as_run(source)
+    if run.game == "ipd":
+        steps = np.array([record["steps"] for record in run.episodes], dtype=float)
+        return {"P(cooperate)": {name: values / steps for name, values in event_per_agent(run, "cooperated").items()}}
+    if run.game != "coin_game":
+        return {}
+    own, other = event_per_agent(run, "own_coin"), event_per_agent(run, "other_coin")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = {name: np.where(own[name] + other[name] > 0, own[name] / (own[name] + other[name]), np.nan)
+                 for name in own}
+    return {"P(own coin)": share, "own coins taken per episode": own, "others' coins taken per episode": other}
+
+
+def plot_behaviour(run: Run, window: int, out: Path) -> Path | None:
+    curves = behaviour(run)
+    if not curves:
+        return None
+    x = episode_numbers(run)
+    fig, axes = _figure(len(curves), 3, "Behaviour\n" + _subtitle(run, window))
+    for ax, (title, per_name) in zip(axes, curves.items()):
+        for name, values in per_name.items():
+            _curve(ax, x, values, window, name)
+        _finish(ax, title, "")
+    fig.savefig(out, dpi=110)
+    return out
+
+
 def read_metrics(run: Run) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """`{metric: {agent: (episodes, values)}}` from agents/<name>/metrics.jsonl: the learner's own numeric
     columns, so scripted agents (which log only their return) get no metrics figure.
@@ -327,6 +358,7 @@ def plot_run(run_dir: Path | str, out_dir: Path | str | None = None, smooth: int
     written = [plot_returns(run, window, out / "returns.png"),
                plot_incentives_by_action(run, window, out / "incentives_by_action.png"),
                plot_cleanup(run, window, out / "cleanup.png") if run.game == "cleanup" else None,
+               plot_behaviour(run, window, out / "behaviour.png"),
                plot_metrics(run, window, out / "metrics.png")]
     return [path for path in written if path is not None]
 

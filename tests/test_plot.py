@@ -10,7 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from launch.plot import PlotError, cleanup_roles, incentives_by_action, load_run, moving_average, plot_run
+from launch.plot import (
+    PlotError,
+    behaviour,
+    cleanup_roles,
+    incentives_by_action,
+    load_run,
+    moving_average,
+    plot_run,
+)
 from tests.conftest import REPO, Finished, arena_command, launch, write_config
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -59,7 +67,7 @@ def test_plot_command_writes_the_ipd_figures(ipd_paid_run: Finished, tmp_path: P
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     written = [Path(line) for line in done.stdout.splitlines()]
-    assert {path.name for path in written} == {"returns.png", "incentives_by_action.png"}
+    assert {path.name for path in written} == {"returns.png", "incentives_by_action.png", "behaviour.png"}
     for path in written:
         assert path.parent == tmp_path
         assert_png(path)
@@ -147,3 +155,27 @@ def test_not_a_run_directory_fails_clearly(tmp_path: Path) -> None:
 def test_moving_average_keeps_every_point() -> None:
     np.testing.assert_allclose(moving_average(np.array([1.0, 3.0, 5.0, 7.0]), 2), [1.0, 2.0, 4.0, 6.0])
     np.testing.assert_allclose(moving_average(np.array([1.0, 3.0]), 1), [1.0, 3.0])
+
+
+def test_coin_game_behaviour_is_the_share_of_own_coins(tmp_path: Path) -> None:
+    """P(own coin) = own / (own + others'), per agent and episode, NaN where an agent took nothing."""
+    run_dir = tmp_path / "coins"
+    run_dir.mkdir()
+    arena = {"game": "coin_game", "params": {}, "batch_size": 4, "episodes": 3}
+    (run_dir / "run.json").write_text(json.dumps({"arena": arena, "seats": [{"seat": 0, "name": "rec"},
+                                                                            {"seat": 1, "name": "nl"}]}))
+    taken = [((3.0, 1.0), (1.0, 1.0)), ((2.0, 0.0), (0.0, 0.0)), ((1.0, 3.0), (4.0, 0.0))]  # (own, other) per agent
+    with (run_dir / "episodes.jsonl").open("w") as f:
+        for episode, ((rec_own, rec_other), (nl_own, nl_other)) in enumerate(taken):
+            f.write(json.dumps({"episode": episode, "steps": 32.0, "returns": {"rec": 0.0, "nl": 0.0},
+                                "collective_return": 0.0, "batch_size": 4,
+                                "events": {"own_coin": {"rec": rec_own, "nl": nl_own},
+                                           "other_coin": {"rec": rec_other, "nl": nl_other}}}) + "\n")
+    (run_dir / "ledger.jsonl").write_text("")
+    curves = behaviour(run_dir)
+    np.testing.assert_allclose(curves["P(own coin)"]["rec"], [0.75, 1.0, 0.25])
+    np.testing.assert_allclose(curves["P(own coin)"]["nl"], [0.5, np.nan, 1.0])
+    np.testing.assert_allclose(curves["others' coins taken per episode"]["rec"], [1.0, 0.0, 3.0])
+    written = plot_run(run_dir, tmp_path / "plots", smooth=1)
+    assert "behaviour.png" in {path.name for path in written}
+    assert_png(tmp_path / "plots" / "behaviour.png")

@@ -72,7 +72,7 @@ FIELD_OF = {"actions": "actions", "rewards": "rewards", "observations": "observa
             "messages": "messages", "state": "state", "visibility": "visible"}
 #: Summary keys every seat gets; `collective_*` come with `rewards`.
 SUMMARY_ALWAYS = frozenset({"episode", "steps", "returns", "incentives_received", "incentives_given", "events",
-                            "deadline_misses", "wall_time_s", "batch_size", "evaluate", "trained"})
+                            "deadline_misses", "wall_time_s", "batch_size", "evaluate", "warmup", "trained"})
 COLLECTIVE = frozenset({"collective_return", "collective_per_step"})
 SUBSETS = [frozenset(c) for r in range(len(DISCLOSURES) + 1) for c in itertools.combinations(DISCLOSURES, r)]
 

@@ -53,7 +53,8 @@ class PPOOptions(Options):
     core: RecurrentKind = "lstm"
     core_size: int = 128
     conv_channels: int = 6
-    conv_padding: Literal["valid", "same"] = "valid"
+    #: "circular": wrap around the edges (a torus: the Coin Game, as its Reciprocator reference does)
+    conv_padding: Literal["valid", "same", "circular"] = "valid"
     visible_actions: bool = False
     #: "mc-zscore": the Reciprocator reference's naive learner (z-scored MC returns, no GAE; `nl-ppo`).
     advantage: AdvantageKind = "gae"

@@ -90,8 +90,11 @@ class Encoder(nn.Module):
         self.layout = layout if self.image else None
         if self.image:
             c, h, w = image_dims(space, layout)
-            self.conv: nn.Module = nn.Conv2d(c, conv_channels, 3, stride=1, padding=conv_padding)
-            ho, wo = (h, w) if conv_padding == "same" else (h - 2, w - 2)
+            # "circular" wraps around the edges: the Coins reference's conv for its torus
+            self.conv: nn.Module = (nn.Conv2d(c, conv_channels, 3, stride=1, padding=1, padding_mode="circular")
+                                    if conv_padding == "circular" else
+                                    nn.Conv2d(c, conv_channels, 3, stride=1, padding=conv_padding))
+            ho, wo = (h - 2, w - 2) if conv_padding == "valid" else (h, w)
             in_dim = ho * wo * conv_channels
         else:
             self.conv = nn.Identity()

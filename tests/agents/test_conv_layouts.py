@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from agents.learners.networks import IncentiveNet, PolicyNet, RecurrentActorCritic, ValueNet
+from agents.learners.networks import Encoder, IncentiveNet, PolicyNet, RecurrentActorCritic, ValueNet
 from arena.games import GAMES, make_game
 from protocols.spaces import describe_space, layout_of, space_from_description
 
@@ -117,3 +117,18 @@ def test_layout_descriptions_are_validated() -> None:
         layout_of({**describe_space(image), "layout": "WHC"})
     wire = describe_space(image, "CHW")
     assert space_from_description(wire) == image and layout_of(wire) == "CHW"
+
+
+def test_circular_padding_sees_the_torus() -> None:
+    """`conv_padding = "circular"` (Coin Game): rolling the board rolls the conv features the same way,
+    which zero padding does not do at the edges."""
+    space = gym.spaces.Box(0.0, 1.0, (4, 3, 3), np.float32)
+    torch.manual_seed(0)
+    board = torch.rand(2, 4, 3, 3)
+    rolled = torch.roll(board, shifts=(1, 2), dims=(2, 3))
+    for padding, equivariant in (("circular", True), ("same", False)):
+        encoder = Encoder(space, 8, conv_channels=5, conv_padding=padding, layout="CHW")
+        features = encoder.trunk(board).reshape(2, 5, 3, 3)
+        shifted = encoder.trunk(rolled).reshape(2, 5, 3, 3)
+        assert torch.allclose(torch.roll(features, shifts=(1, 2), dims=(2, 3)), shifted, atol=1e-6) is equivariant
+        assert encoder.trunk_dim == 5 * 3 * 3

@@ -344,28 +344,30 @@ def write_results(runs: list[Run], meta: dict[str, Any], path_stem: Path) -> str
     return text
 
 
-def load_previous(stem: Path) -> list[Run]:
+def load_previous(stem: Path, experiments: dict[str, list[str]]) -> list[Run]:
     """Runs recorded by earlier invocations, so that experiments can be run one at a time."""
     path = stem.with_suffix(".json")
     if not path.exists():
         return []
-    order = {v: i for i, v in enumerate(v for vs in EXPERIMENTS.values() for v in vs)}
+    order = {v: i for i, v in enumerate(v for vs in experiments.values() for v in vs)}
     runs = [Run(**r) for r in json.loads(path.read_text())["runs"]]
     return sorted(runs, key=lambda r: (order.get(r.variant, 99), r.seed))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS), choices=list(EXPERIMENTS))
+def seed_bench_parser(doc: str, experiments: list[str], seeds: int, timeout: float, results: Path
+                      ) -> argparse.ArgumentParser:
+    """The command line every seed benchmark takes (this one and bench/reciprocator.py)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--experiments", nargs="+", default=experiments, choices=experiments)
     parser.add_argument("--variants", nargs="+", help="only these variants (config stems), e.g. er21_lio")
-    parser.add_argument("--seeds", type=int, default=10, help="seeds 0 … n−1")
+    parser.add_argument("--seeds", type=int, default=seeds, help="seeds 0 … n−1")
     parser.add_argument("--seed-list", type=int, nargs="+", help="explicit seeds (overrides --seeds)")
     parser.add_argument("--episodes", type=int, help="override each config's [arena] episodes")
     parser.add_argument("--batch-size", type=int, help="override each config's [arena] batch_size")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds per run")
+    parser.add_argument("--timeout", type=float, default=timeout, help="seconds per run")
     parser.add_argument("--out", type=Path, help="parent of the run directories (default: a temp dir)")
-    parser.add_argument("--results", type=Path, default=RESULTS / "lio", help="results path stem")
+    parser.add_argument("--results", type=Path, default=results, help="results path stem")
     parser.add_argument("--reuse", action="store_true",
                         help="score complete run directories already under --out instead of re-running them")
     parser.add_argument("--only-existing", action="store_true",
@@ -373,11 +375,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notes", type=Path, help="markdown file whose text goes in the results' Notes section")
     parser.add_argument("--fresh", action="store_true",
                         help="drop earlier results in --results (default: keep runs not re-run now)")
-    args = parser.parse_args(argv)
+    return parser
 
-    out = (args.out or Path(tempfile.mkdtemp(prefix="bench_lio_"))).resolve()
+
+def run_seeds(args: argparse.Namespace, experiments: dict[str, list[str]], scorer: Scorer | None,
+              write: Callable[[list[Run], dict[str, Any], Path], str], row_of: Callable[[Run], str]) -> int:
+    """Run (or, with --reuse, score) every (variant, seed) the command line asks for, `--jobs` at a time,
+    rewriting the results with `write` after each finished run; keeps earlier results of other runs."""
+    prefix = f"bench_{args.results.name}_"
+    out = (args.out or Path(tempfile.mkdtemp(prefix=prefix))).resolve()
     seeds = args.seed_list or list(range(args.seeds))
-    runs = [Run(exp, variant, s) for exp in args.experiments for variant in EXPERIMENTS[exp]
+    runs = [Run(exp, variant, s) for exp in args.experiments for variant in experiments[exp]
             if not args.variants or variant in args.variants for s in seeds]
     meta = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -388,21 +396,24 @@ def main(argv: list[str] | None = None) -> int:
         runs = [r for r in runs if finished_dir(out, r, seed_config(r.variant, r.seed, args.episodes, out,
                                                                     args.batch_size)["arena"]) is not None]
         args.reuse = True
-    previous = load_previous(args.results) if not args.fresh else []
+    previous = load_previous(args.results, experiments) if not args.fresh else []
     keys = {(r.variant, r.seed) for r in runs}
     kept = [r for r in previous if (r.variant, r.seed) not in keys]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(launch, r, args.episodes, args.batch_size, out, args.timeout, args.reuse)
+        futures = [pool.submit(launch, r, args.episodes, args.batch_size, out, args.timeout, args.reuse, scorer)
                    for r in runs]
         finished: list[Run] = []
         for fut in as_completed(futures):
-            r = fut.result()
-            finished.append(r)
-            print(row(r), flush=True)
-            write_results(kept + sorted(finished, key=runs.index), meta, args.results)
-    text = write_results(kept + runs, meta, args.results)
-    print(text)
+            finished.append(fut.result())
+            print(row_of(finished[-1]), flush=True)
+            write(kept + sorted(finished, key=runs.index), meta, args.results)
+    print(write(kept + runs, meta, args.results))
     return 0 if all(r.status == "ok" for r in runs) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = seed_bench_parser(__doc__, list(EXPERIMENTS), seeds=10, timeout=1800, results=RESULTS / "lio")
+    return run_seeds(parser.parse_args(argv), EXPERIMENTS, None, write_results, row)
 
 
 if __name__ == "__main__":

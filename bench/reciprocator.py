@@ -18,16 +18,10 @@ Targets (Zhou, Hong & Kao 2024; algorithms.md §4):
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import os
-import platform
 import sys
-import tempfile
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +29,16 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.lio import LAST_FRACTION, RESULTS, Run, finished_dir, fmt, launch, mean, read_jsonl, seed_config
+from bench.lio import (
+    LAST_FRACTION,
+    RESULTS,
+    Run,
+    fmt,
+    mean,
+    read_jsonl,
+    run_seeds,
+    seed_bench_parser,
+)
 
 EXPERIMENTS: dict[str, list[str]] = {
     "ipd": ["ipd_reciprocator_vs_nl", "ipd_reciprocator_pair", "ipd_nl_pair"],
@@ -121,7 +124,7 @@ def targets(runs: list[Run]) -> list[str]:
         rec_return = [by_kind(m, "returns", "reciprocator")[0] for m in rec_nl]
         nl_return = [mean(list(m["returns"].values())) for m in nl_pair]
         lines.append(f"Coins return: Reciprocator {mean_se(rec_return)} vs NL in the NL pair {mean_se(nl_return)} "
-                     f"({'PASS' if mean(rec_return) >= mean(nl_return) else 'MISS'}: not below)")
+                     f"({'PASS' if mean(rec_return) >= mean(nl_return) else 'MISS'}; the target: not below)")
     return lines
 
 
@@ -164,52 +167,8 @@ def write_results(runs: list[Run], meta: dict[str, Any], stem: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS), choices=list(EXPERIMENTS))
-    parser.add_argument("--variants", nargs="+", help="only these variants (config stems)")
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0 … n−1")
-    parser.add_argument("--seed-list", type=int, nargs="+", help="explicit seeds (overrides --seeds)")
-    parser.add_argument("--episodes", type=int, help="override each config's [arena] episodes")
-    parser.add_argument("--batch-size", type=int, help="override each config's [arena] batch_size")
-    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
-    parser.add_argument("--timeout", type=float, default=3600, help="seconds per run")
-    parser.add_argument("--out", type=Path, help="parent of the run directories (default: a temp dir)")
-    parser.add_argument("--results", type=Path, default=RESULTS / "reciprocator", help="results path stem")
-    parser.add_argument("--reuse", action="store_true", help="score complete run directories under --out")
-    parser.add_argument("--only-existing", action="store_true",
-                        help="with --reuse: score what is complete under --out and launch nothing")
-    parser.add_argument("--notes", type=Path, help="markdown file whose text goes in the results' Notes section")
-    parser.add_argument("--fresh", action="store_true", help="drop earlier results (default: keep runs not re-run)")
-    args = parser.parse_args(argv)
-
-    out = (args.out or Path(tempfile.mkdtemp(prefix="bench_reciprocator_"))).resolve()
-    seeds = args.seed_list or list(range(args.seeds))
-    runs = [Run(exp, variant, s) for exp in args.experiments for variant in EXPERIMENTS[exp]
-            if not args.variants or variant in args.variants for s in seeds]
-    meta = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
-            "jobs": args.jobs, "out": str(out),
-            "notes": args.notes.read_text(encoding="utf-8") if args.notes else None}
-    if args.only_existing:
-        args.reuse = True
-        runs = [r for r in runs if finished_dir(out, r, seed_config(r.variant, r.seed, args.episodes, out,
-                                                                    args.batch_size)["arena"]) is not None]
-    previous = []
-    if not args.fresh and args.results.with_suffix(".json").exists():
-        previous = [Run(**r) for r in json.loads(args.results.with_suffix(".json").read_text())["runs"]]
-    keys = {(r.variant, r.seed) for r in runs}
-    kept = [r for r in previous if (r.variant, r.seed) not in keys]
-    print(f"{len(runs)} runs, {args.jobs} at a time; run directories under {out}", flush=True)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(launch, r, args.episodes, args.batch_size, out, args.timeout, args.reuse, score)
-                   for r in runs]
-        finished: list[Run] = []
-        for fut in as_completed(futures):
-            finished.append(fut.result())
-            print(row(finished[-1]), flush=True)
-            write_results(kept + sorted(finished, key=runs.index), meta, args.results)
-    print(write_results(kept + runs, meta, args.results))
-    return 0 if all(r.status == "ok" for r in runs) else 1
+    parser = seed_bench_parser(__doc__, list(EXPERIMENTS), seeds=5, timeout=3600, results=RESULTS / "reciprocator")
+    return run_seeds(parser.parse_args(argv), EXPERIMENTS, score, write_results, row)
 
 
 if __name__ == "__main__":

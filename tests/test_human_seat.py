@@ -95,6 +95,14 @@ def terminals() -> Iterator[list[Terminal]]:
         terminal.close()
 
 
+def join(config: Path, terminals: list[Terminal]) -> tuple[Run, Terminal]:
+    """Launch `config` and take its human seat in a new terminal, as a person would."""
+    run = Run(config)
+    terminal = Terminal(run.join)
+    terminals.append(terminal)
+    return run, terminal
+
+
 def ipd_config(tmp_path: Path, **arena: object) -> Path:
     human = {"name": "me", "kind": "human", "external": True}
     if arena.get("rmax"):
@@ -106,9 +114,7 @@ def ipd_config(tmp_path: Path, **arena: object) -> Path:
 
 
 def test_a_person_plays_ipd_against_tit_for_tat(tmp_path: Path, terminals: list[Terminal]) -> None:
-    run = Run(ipd_config(tmp_path))
-    terminal = Terminal(run.join)
-    terminals.append(terminal)
+    run, terminal = join(ipd_config(tmp_path), terminals)
     screen = terminal.wait_for("your move")
     assert "me (seat 0 of 2) · ipd" in screen
     assert "[1/c] cooperate [2/d] defect [q] quit" in screen and "no time limit" in screen
@@ -131,10 +137,8 @@ def test_a_person_plays_ipd_against_tit_for_tat(tmp_path: Path, terminals: list[
 
 
 def test_a_person_pays_an_incentive_and_the_ledger_shows_it(tmp_path: Path, terminals: list[Terminal]) -> None:
-    run = Run(ipd_config(tmp_path, rmax=2.0))
+    run, terminal = join(ipd_config(tmp_path, rmax=2.0), terminals)
     assert "--options" in run.join and "pay" in run.join  # the printed command carries the seat's options
-    terminal = Terminal(run.join)
-    terminals.append(terminal)
     for step, (key, amount) in enumerate([("c", "1.5"), ("d", "7"), ("c", "")], start=1):
         terminal.wait_for(f"step {step}/3")
         terminal.wait_for("your move")
@@ -163,9 +167,7 @@ def test_a_person_plays_cleanup_beside_a_learner_with_a_countdown(tmp_path: Path
         "params": {"map": "small7", "max_steps": 4}},
         [{"name": "me", "kind": "human", "external": True, "options": {"other_copies": "random"}},
          {"name": "learner", "kind": "ac"}], name="human_cleanup")
-    run = Run(config)
-    terminal = Terminal(run.join)
-    terminals.append(terminal)
+    run, terminal = join(config, terminals)
     screen = terminal.wait_for("s left")
     assert "you play copy 0 of 2; copies 1–1 play the agent kind 'random'" in screen
     assert "[1/←/a] move_left" in screen and "[6/c] clean" in screen

@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from arena.server import Arena
+from arena.server import Arena, BindError
 from arena.settings import ArenaSettings, SeatSpec
 from protocols.memory import keep_freed_memory
 
@@ -35,7 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     async def serve() -> int:
         return await Arena(settings, seats, run_dir, mqtt=spec.get("mqtt")).serve()
 
-    return asyncio.run(serve())
+    try:
+        return asyncio.run(serve())
+    except BindError as err:
+        logging.getLogger("arena").error("%s", err)
+        print(f"arena: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -61,6 +61,10 @@ REPLIES = {"act": Act, "pay": Pay, "ready": Ready}
 DRAIN_BATCH = 256
 
 
+class BindError(Exception):
+    """The arena cannot listen where its settings say; the message says what to change."""
+
+
 class RunAborted(Exception):
     """The run cannot go on; `code` and the message say why."""
 
@@ -165,7 +169,16 @@ class Arena:
         self.sock = context.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.sock.setsockopt(zmq.LINGER, 1000)
-        self.sock.bind(self.settings.address)
+        try:
+            self.sock.bind(self.settings.address)
+        except zmq.ZMQError as err:
+            self.sock.close(0)
+            context.term()
+            taken = " is already in use (another arena or program listens there)" if err.errno == zmq.EADDRINUSE \
+                else f" cannot be bound: {err.strerror}"
+            raise BindError(f"the arena's address {self.settings.address}{taken}; choose another: [arena] "
+                            'address = "tcp://127.0.0.1:*" picks a free port, or `arena serve --address '
+                            'tcp://HOST:PORT`') from None
         self.address = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.spectators = Spectators(context, self.address, self.run_id)
         self.writer.spectators = self.spectators

@@ -43,9 +43,12 @@ class ArenaSettings(BaseModel):
     disclose: list[str] = Field(default_factory=list, description=f"any of {list(DISCLOSURES)}")
     message_vocab: int = Field(0, ge=0, description="cheap-talk symbols per step; 0 = no talk channel")
     deadline: DeadlinePolicy = "abort"
-    step_timeout_s: float = Field(30.0, gt=0, description="time an agent has to answer observe/pay_request")
-    heartbeat_interval_s: float = Field(0.5, gt=0)
-    heartbeat_timeout_s: float = Field(5.0, gt=0, description="silence after which an agent counts as lost")
+    step_timeout_s: float = Field(30.0, gt=0, le=86400, description="time an agent has to answer observe/pay_request "
+                                  "(at most a day; with deadline = 'wait' it only starts the wait)")
+    heartbeat_interval_s: float = Field(0.5, ge=0.01, le=60, description="seconds between heartbeats (0.01–60: "
+                                        "shorter is a busy loop, longer leaves dead agents unnoticed)")
+    heartbeat_timeout_s: float = Field(5.0, gt=0, le=3600, description="silence after which an agent counts as lost "
+                                       "(at most an hour, so a dead agent is always noticed)")
     address: str = Field("tcp://127.0.0.1:*", description="where the arena binds; * picks a free port")
     sign: bool = Field(False, description="require HMAC-SHA256 signatures (key in the connection file)")
 
@@ -77,6 +80,18 @@ class ArenaSettings(BaseModel):
         if unknown:
             raise ValueError(f"unknown disclosure(s) {unknown}; allowed: {list(DISCLOSURES)}")
         return sorted(set(value), key=DISCLOSURES.index)
+
+    @field_validator("address")
+    @classmethod
+    def _bindable(cls, address: str) -> str:
+        if address.startswith("tcp://"):
+            host, _, port = address.removeprefix("tcp://").rpartition(":")
+            if not host or not (port == "*" or (port.isdigit() and 1 <= int(port) <= 65535)):
+                raise ValueError(f"address {address!r} must be tcp://HOST:PORT with PORT in 1–65535 or * (a free "
+                                 "port), e.g. tcp://127.0.0.1:* or tcp://0.0.0.0:5555")
+        elif not address.startswith(("ipc://", "inproc://")):
+            raise ValueError(f"address {address!r} must start with tcp://, ipc:// or inproc://")
+        return address
 
     @model_validator(mode="after")
     def _heartbeat_fits(self) -> ArenaSettings:

@@ -288,7 +288,7 @@ def serve_run(config: RunConfig, config_text: str) -> int:
     import asyncio
     import logging
 
-    from arena.server import Arena
+    from arena.server import Arena, BindError
     from protocols.memory import keep_freed_memory
 
     keep_freed_memory()
@@ -308,7 +308,11 @@ def serve_run(config: RunConfig, config_text: str) -> int:
         arena = Arena(config.arena, config.agents, run_dir, mqtt=config.run.mqtt)
         return await arena.serve(on_bound=announce)
 
-    code = asyncio.run(serve())
+    try:
+        code = asyncio.run(serve())
+    except BindError as err:
+        console.print(f"[red]error:[/] {escape(str(err))}", highlight=False)
+        return 2
     table = summary_table(run_dir)
     if table is not None:
         console.print(table)

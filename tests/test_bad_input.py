@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ import zmq
 
 from protocols.codec import Codec, Message
 from protocols.messages import Act, Content, Hello, Ready
-from tests.conftest import REPO, read_jsonl
+from tests.conftest import REPO, arena_command, read_jsonl, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -168,3 +169,23 @@ def test_signing_rejects_bad_and_replayed_signatures(tmp_path: Path) -> None:
         process.terminate()
         process.wait(timeout=10)
         context.destroy(linger=0)
+
+
+def test_a_second_arena_on_a_taken_port_says_which_address_and_how_to_choose(tmp_path: Path) -> None:
+    """Both `arena serve` (in process) and `arena launch` (the arena as a child) name the address."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        arena = {"game": "ipd", "episodes": 1, "batch_size": 1, "address": f"tcp://127.0.0.1:{port}",
+                 "params": {"max_steps": 2}}
+        config = write_config(tmp_path / "run.toml", arena, [{"name": "a", "kind": "always-defect"},
+                                                            {"name": "b", "kind": "always-defect"}])
+        for command in ("serve", "launch"):
+            done = subprocess.run(arena_command(command, str(config)), cwd=REPO, capture_output=True, text=True,
+                                  timeout=60)
+            output = done.stdout + done.stderr
+            assert done.returncode != 0, output
+            assert "Traceback" not in output and "ZMQError" not in output, output
+            assert f"tcp://127.0.0.1:{port} is already in use" in output, output
+            assert 'address = "tcp://127.0.0.1:*"' in output, output

@@ -57,6 +57,13 @@ def test_examples_are_valid() -> None:
     ("max_steps = 5", "max_step = 5", ["run.toml:10", "unknown parameter 'max_step'", "max_steps"]),
     ("max_steps = 5", "max_steps = 0", ["run.toml:10", "greater than or equal to 1"]),
     ("episodes = 3", "episodes = 3\nwarmup_episodes = 3", ["warmup_episodes (3) must be below episodes (3)"]),
+    # ranges that would leave a dead agent unnoticed, busy-loop the heartbeats or never bind
+    ("episodes = 3", "episodes = 3\nheartbeat_timeout_s = inf", ["run.toml:7", "arena.heartbeat_timeout_s",
+                                                                 "less than or equal to 3600"]),
+    ("episodes = 3", "episodes = 3\nheartbeat_interval_s = 1e-9", ["run.toml:7", "greater than or equal to 0.01"]),
+    ("episodes = 3", "episodes = 3\nstep_timeout_s = inf", ["run.toml:7", "less than or equal to 86400"]),
+    ("episodes = 3", 'episodes = 3\naddress = "tcp://127.0.0.1:99999"', ["run.toml:7", "PORT in 1–65535 or *"]),
+    ("episodes = 3", 'episodes = 3\naddress = "udp://127.0.0.1:5555"', ["must start with tcp://, ipc://"]),
 ])
 def test_mistakes_point_at_the_line(tmp_path: Path, old: str, new: str, expected: list[str]) -> None:
     with pytest.raises(ConfigError) as caught:

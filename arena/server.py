@@ -563,8 +563,6 @@ class Arena:
         self.writer.start(self.settings, self.seats_config(), self.run_id, self.address)
         for episode, evaluate in enumerate(self.settings.schedule()):
             await self._play_episode(episode, evaluate)
-            self.episodes_done = episode + 1
-            self.trained += not evaluate
 
     def seats_config(self) -> list[dict[str, Any]]:
         return [{"seat": s.index, **s.spec.model_dump(), "joined_as": s.name, "implementation": s.implementation,
@@ -646,6 +644,9 @@ class Arena:
             self._send(seat.identity, EpisodeEnd(episode=episode, final=final, last=last, evaluate=evaluate,
                                                  warmup=warmup, summary=self._summary_for(seat, summary)))
         self.writer.episode(summary, ledger_record, self.settings.total_episodes)
+        # written, so finished: counted now, even if a seat dies in the barrier below (one truth with the file)
+        self.episodes_done = episode + 1
+        self.trained += not evaluate
         await self._collect(phase, None)
 
     def _observations(self, episode: int, t: int, obs: list[np.ndarray], memory: StepMemory, active: np.ndarray,

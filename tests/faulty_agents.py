@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import numpy as np
@@ -113,3 +115,16 @@ class Crasher(Algorithm):
         if view.t == 1:
             raise RuntimeError("simulated bug in act()")
         return np.zeros(len(view.obs), dtype=np.int64)
+
+
+class DiesInTheBarrier(Algorithm):
+    """Plays, then its process dies (SIGKILL, no bye) while learning from the second episode: the
+    arena is waiting for its `ready`."""
+
+    def act(self, view: StepView) -> np.ndarray:
+        return np.zeros(len(view.obs), dtype=np.int64)
+
+    def end_episode(self, trajectory, summary) -> dict:
+        if summary["episode"] == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -111,3 +112,15 @@ def test_launch_waits_for_an_external_seat(tmp_path: Path) -> None:
             if process is not None and process.poll() is None:
                 process.kill()
     assert "run complete: 2 episodes" in output
+
+
+def test_an_agent_dying_in_the_episode_barrier_leaves_one_count_of_episodes(tmp_path: Path) -> None:
+    """The episode it was learning from is finished and written: result.json counts it too."""
+    arena = {"game": "ipd", "episodes": 5, "batch_size": 2, "params": {"max_steps": 3}, "heartbeat_timeout_s": 2.0,
+             "heartbeat_interval_s": 0.25}
+    seats = [{"name": "a", "kind": "always-defect"}, {"name": "b", "kind": "tests.faulty_agents:DiesInTheBarrier"}]
+    done = launch(write_config(tmp_path / "run.toml", arena, seats), 120)
+    assert done.code != 0
+    result = json.loads((done.run_dir / "result.json").read_text())
+    assert result["status"] == "aborted" and "'b'" in result["reason"]
+    assert result["episodes"] == len(done.episodes()) == 2

@@ -31,6 +31,10 @@ from protocols.messages import MESSAGE_TYPES, PROTOCOL_VERSION, Content, Header
 ALLOWED_DTYPES = frozenset(("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
                             "float16", "float32", "float64"))
 _ARRAY_KEY = "__ndarray__"
+#: Deepest nesting of maps and lists a content frame may have (SPEC.md §6); deeper is `malformed`.
+MAX_NESTING = 32
+#: Largest array rank and size along one axis a message may declare (SPEC.md §6.2).
+MAX_ARRAY_DIMS, MAX_ARRAY_SIZE = 8, 2**31 - 1
 
 
 @dataclass
@@ -84,13 +88,16 @@ def _fields_to_wire(fields: dict[str, Any], buffers: list[bytes]) -> dict[str, A
     return {key: _to_wire(value, buffers) for key, value in fields.items() if value is not None}
 
 
-def _from_wire(value: Any, buffers: list[bytes]) -> Any:
+def _from_wire(value: Any, buffers: list[bytes], depth: int = 0) -> Any:
+    if isinstance(value, (dict, list)) and depth >= MAX_NESTING:
+        raise ProtocolError(ErrorCode.MALFORMED, f"content is nested deeper than {MAX_NESTING} levels",
+                            hint="no message of the protocol nests more than a few levels (SPEC.md §6)")
     if isinstance(value, dict):
         if _ARRAY_KEY in value:
             return _array_from_ref(value, buffers)
-        return {k: _from_wire(v, buffers) for k, v in value.items()}
+        return {k: _from_wire(v, buffers, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_from_wire(v, buffers) for v in value]
+        return [_from_wire(v, buffers, depth + 1) for v in value]
     return value
 
 
@@ -105,6 +112,9 @@ def _array_from_ref(ref: dict, buffers: list[bytes]) -> np.ndarray:
                             hint=f"use one of {sorted(ALLOWED_DTYPES)}")
     if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
         raise ProtocolError(ErrorCode.MALFORMED, f"array shape {shape!r} is not a list of sizes")
+    if len(shape) > MAX_ARRAY_DIMS or any(s > MAX_ARRAY_SIZE for s in shape):
+        raise ProtocolError(ErrorCode.MALFORMED, f"array shape {str(shape)[:80]} is out of range: at most "
+                            f"{MAX_ARRAY_DIMS} dimensions of at most {MAX_ARRAY_SIZE} each")
     buffer = buffers[index]
     little, native, itemsize = types
     expected = math.prod(shape) * itemsize

@@ -116,6 +116,19 @@ def test_bad_messages_get_clear_errors_and_the_run_goes_on(live_arena) -> None:
     error = raw.expect("error").content
     assert error.code == "unknown_type" and "frobnicate" in error.message
 
+    # hostile content that used to crash the decoder (RecursionError, ValueError) and get no reply
+    frames = raw.codec.encode(Ready(episode=0))
+    deep = b"\x81\xa7episode" + b"\x91" * 1000 + b"\xc0"
+    raw.socket.send_multipart([frames[0], frames[1], deep])
+    error = raw.expect("error").content
+    assert error.code == "malformed" and "nested deeper than 32 levels" in error.message
+    huge = msgpack.packb({"episode": 0, "t": 0, "actions": {"__ndarray__": 0, "dtype": "int64",
+                                                          "shape": [2**62, 2**62, 0]}})
+    frames = raw.codec.encode(Act(episode=0, t=0, actions=np.zeros(4, np.int64)))
+    raw.socket.send_multipart([frames[0], frames[1], huge, b""])
+    error = raw.expect("error").content
+    assert error.code == "malformed" and "out of range" in error.message
+
     real = subprocess.Popen([sys.executable, "-m", "agents", "always-defect", "--connect", address, "--seat", "0",
                              "--name", "real"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -86,6 +86,26 @@ def test_wrong_content_names_the_field() -> None:
     assert caught.value.code == ErrorCode.INVALID_CONTENT and caught.value.field == "name"
 
 
+#: a map {"name": "deep", "x": [[[...nil...]]]} with the list nested 1,000 deep, as an attacker writes it by hand
+DEEP = b"\x82\xa4name\xa4deep\xa1x" + b"\x91" * 1000 + b"\xc0"
+
+
+@pytest.mark.parametrize(("content", "buffers", "text"), [
+    (DEEP, [], "nested deeper than 32 levels"),
+    (msgpack.packb({"episode": 0, "t": 0, "actions": {"__ndarray__": 0, "dtype": "int64", "shape": [2**62, 2**62, 0]}}),
+     [b""], "out of range: at most 8 dimensions"),
+    (msgpack.packb({"episode": 0, "t": 0, "actions": {"__ndarray__": 0, "dtype": "int64", "shape": [1] * 40}}),
+     [b"\0" * 8], "out of range"),
+])
+def test_hostile_nesting_and_shapes_are_malformed_not_crashes(content: bytes, buffers: list[bytes], text: str) -> None:
+    """What used to raise RecursionError / ValueError inside the decoder now gets the named error."""
+    codec = Codec()
+    frames = codec.encode(Act(episode=0, t=0, actions=np.zeros(2, np.int64)))
+    with pytest.raises(ProtocolError, match=text) as caught:
+        codec.decode([frames[0], frames[1], content, *buffers])
+    assert caught.value.code == ErrorCode.MALFORMED
+
+
 def test_disallowed_dtype_reference_is_refused() -> None:
     codec = Codec()
     frames = codec.encode(Act(episode=0, t=0, actions=np.zeros(2, np.int64)))

@@ -98,6 +98,8 @@ class Seat:
     spec: SeatSpec
     identity: bytes | None = None
     session: str | None = None
+    #: the socket the seat's heartbeats come from: the first one after `hello` that carries its session
+    heartbeat_identity: bytes | None = None
     name: str = ""
     implementation: str = ""
     pays: bool = False
@@ -310,9 +312,10 @@ class Arena:
             return
         kind = message.type
         if kind == "heartbeat":
-            owner = next((s for s in self.seats if s.session == message.header.session), None)
+            owner = self._heartbeat_owner(identity, message.header.session)
             if owner is not None:
                 owner.last_seen = time.monotonic()
+            # a stranger learns nothing about seats, not even whether the session holds one
             self._send(identity, Heartbeat(seat=owner.index if owner else None), message)
             return
         if kind == "hello":
@@ -337,6 +340,20 @@ class Arena:
                 ErrorCode.UNKNOWN_TYPE, f"the arena does not accept '{kind}' from agents",
                 field="type", hint="agents send hello, act, pay, ready, heartbeat, error, bye"), message)
 
+    def _heartbeat_owner(self, identity: bytes, session: str) -> Seat | None:
+        """The seat whose liveness this heartbeat proves: it must carry the seat's session and come from
+        the seat's own socket or its heartbeat socket, the first other socket to send one after `hello`
+        (so heartbeats spoofed from elsewhere with a seated session keep nothing alive)."""
+        seat = next((s for s in self.seats if s.session == session and s.seated), None)
+        if seat is None:
+            return None
+        if seat.heartbeat_identity is None and identity != seat.identity:
+            seat.heartbeat_identity = identity
+        if identity in (seat.identity, seat.heartbeat_identity):
+            return seat
+        log.warning("ignored a heartbeat for %s from a socket that is not the seat's", seat.describe())
+        return None
+
     def _seat_left(self, seat: Seat, why: str) -> None:
         if seat.finished:
             log.info("%s left after its last episode: %s", seat.describe(), why)
@@ -344,7 +361,7 @@ class Arena:
             self.abort(ErrorCode.AGENT_LOST, f"{seat.describe()} {why}")
         else:
             log.info("%s left the lobby: %s", seat.describe(), why)
-            seat.identity = seat.session = None
+            seat.identity = seat.session = seat.heartbeat_identity = None
             seat.name = seat.implementation = ""
 
     # ------------------------------------------------------------------ handshake
@@ -357,6 +374,7 @@ class Arena:
             self._reply_error(identity, err, message)
             return
         seat.identity, seat.session, seat.name = identity, message.header.session, hello.name
+        seat.heartbeat_identity = None
         seat.implementation = hello.implementation
         seat.pays = "incentives" in hello.capabilities
         seat.talks = "messages" in hello.capabilities

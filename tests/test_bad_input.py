@@ -16,7 +16,7 @@ import pytest
 import zmq
 
 from protocols.codec import Codec, Message
-from protocols.messages import Act, Content, Hello, Ready
+from protocols.messages import Act, Content, Heartbeat, Hello, Ready
 from tests.conftest import REPO, arena_command, read_jsonl, write_config
 
 pytestmark = pytest.mark.slow
@@ -202,3 +202,49 @@ def test_a_second_arena_on_a_taken_port_says_which_address_and_how_to_choose(tmp
             assert "Traceback" not in output and "ZMQError" not in output, output
             assert f"tcp://127.0.0.1:{port} is already in use" in output, output
             assert 'address = "tcp://127.0.0.1:*"' in output, output
+
+
+def test_spoofed_heartbeats_keep_no_dead_seat_alive(tmp_path: Path) -> None:
+    """Heartbeats with a seated agent's session from another socket (after its own heartbeat socket
+    spoke) neither keep the seat alive nor learn which seat the session holds."""
+    context = zmq.Context()
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    spec = {"arena": {"game": "ipd", "episodes": 2, "batch_size": 4, "params": {"max_steps": 3},
+                      "heartbeat_interval_s": 0.25, "heartbeat_timeout_s": 1.5},
+            "seats": [{"name": "victim", "kind": "external"}, {"name": "other", "kind": "external"}]}
+    (run_dir / "arena.json").write_text(json.dumps(spec))
+    process = subprocess.Popen([sys.executable, "-m", "arena", str(run_dir)], cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        path = run_dir / "connection.json"
+        deadline = time.monotonic() + 30
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.05)
+        address = json.loads(path.read_text())["address"]
+        victim = RawPeer(context, address)
+        victim.send(Hello(name="victim", seat=0))
+        victim.expect("welcome")
+        pulse = RawPeer(context, address)  # the victim's heartbeat socket, same session
+        pulse.codec = Codec(session=victim.codec.session)
+        pulse.send(Heartbeat(seat=0))
+        assert pulse.expect("heartbeat").content.seat == 0
+        victim.socket.close(0)  # the victim dies: its sockets go silent
+        pulse.socket.close(0)
+        spoofer = RawPeer(context, address)
+        spoofer.codec = Codec(session=victim.codec.session)
+        started, log = time.monotonic(), run_dir / "arena.log"
+        while "left the lobby" not in log.read_text() and time.monotonic() - started < 10:
+            spoofer.send(Heartbeat(seat=0))
+            reply = spoofer.receive(0.2)
+            assert reply is None or reply.content.seat is None  # told nothing about seat 0
+            time.sleep(0.05)
+        # the lobby forgets the silent seat (it is not started), so the spoofer could not hold it
+        text = log.read_text()
+        assert "ignored a heartbeat for agent 'victim'" in text
+        assert "agent 'victim' (seat 0, unknown) left the lobby: sent nothing for" in text, text[-2000:]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        context.destroy(linger=0)

@@ -61,6 +61,16 @@ REPLIES = {"act": Act, "pay": Pay, "ready": Ready}
 DRAIN_BATCH = 256
 
 
+#: Messages ZeroMQ queues per peer before it stops reading from that peer.
+RECEIVE_QUEUE = 100
+
+
+def max_frame_bytes(batch_size: int, n_agents: int) -> int:
+    """The largest frame the arena accepts (SPEC §5): 1 MiB, or room for a float64 `[B, N, N]` payment
+    array and 64 KiB more when that is larger."""
+    return max(1 << 20, 8 * batch_size * n_agents * n_agents + (64 << 10))
+
+
 class BindError(Exception):
     """The arena cannot listen where its settings say; the message says what to change."""
 
@@ -171,6 +181,10 @@ class Arena:
         self.sock = context.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.sock.setsockopt(zmq.LINGER, 1000)
+        # One peer cannot balloon the arena: a frame above the largest an agent needs disconnects it, and
+        # at most RECEIVE_QUEUE messages per peer wait in ZeroMQ (SPEC §5).
+        self.sock.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes(self.settings.batch_size, len(self.seats)))
+        self.sock.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE)
         try:
             self.sock.bind(self.settings.address)
         except zmq.ZMQError as err:

@@ -248,3 +248,27 @@ def test_spoofed_heartbeats_keep_no_dead_seat_alive(tmp_path: Path) -> None:
         process.terminate()
         process.wait(timeout=10)
         context.destroy(linger=0)
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the arena's memory from /proc")
+def test_oversized_frames_never_reach_the_arena(live_arena) -> None:
+    """A frame above the limit (SPEC §5) disconnects its sender inside ZeroMQ: the arena neither reads
+    nor logs it, and stays as small and responsive as before."""
+    run_dir, connection, context = live_arena
+    pid = int(subprocess.run(["pgrep", "-f", f"m arena {run_dir}"], capture_output=True, text=True).stdout.split()[0])
+    before = rss_mb(pid)
+    for _ in range(5):
+        attacker = RawPeer(context, connection["address"])
+        for _ in range(20):
+            attacker.socket.send_multipart([b"\x00" * (4 << 20)])  # 4 MiB of garbage each
+    time.sleep(1.0)
+    probe = RawPeer(context, connection["address"])
+    probe.send(Hello(name="probe", seat=1))
+    assert probe.expect("welcome").content.seat == 1  # still serving
+    assert "dropped undecodable message" not in (run_dir / "arena.log").read_text(), "it read an oversized frame"
+    assert rss_mb(pid) - before < 50, (before, rss_mb(pid))  # 400 MiB were thrown at it

@@ -39,10 +39,12 @@ class AgentError(RuntimeError):
 class Heartbeats(threading.Thread):
     """Sends a heartbeat every interval and notices when the arena stops answering."""
 
-    def __init__(self, context: zmq.Context, address: str, session: str, key: bytes | None) -> None:
+    def __init__(self, context: zmq.Context, address: str, session: str, key: bytes | None, identity: bytes) -> None:
         super().__init__(daemon=True, name="heartbeats")
+        self.identity = identity  # declared in hello, so the arena ties this socket to the seat (SPEC §14)
         self.socket = context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.IDENTITY, identity)
         self.socket.connect(address)
         self.codec = Codec(session=session, key=key)
         self.interval = 0.5
@@ -153,11 +155,13 @@ class AgentRuntime:
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 1000)
-        self.socket.setsockopt(zmq.IDENTITY, f"{name}-{uuid.uuid4().hex[:8]}".encode())
+        routing_id = f"{name}-{uuid.uuid4().hex[:8]}"
+        self.socket.setsockopt(zmq.IDENTITY, routing_id.encode())
         self.poller = zmq.Poller()  # one for the run: `socket.poll` builds and registers a new one per call
         self.poller.register(self.socket, zmq.POLLIN)
         self.codec = Codec(key=key)
-        self.heartbeats = Heartbeats(self.context, address, self.codec.session, key)
+        self.heartbeats = Heartbeats(self.context, address, self.codec.session, key,
+                                     f"{routing_id}-hb-{uuid.uuid4().hex[:8]}".encode())
         self.buffer = TrajectoryBuffer()
         self.info: SeatInfo | None = None
         self._view: StepView | None = None
@@ -243,7 +247,7 @@ class AgentRuntime:
         algo = self.algorithm
         self._send(Hello(name=self.name, implementation=self.implementation, seat=self.seat,
                          capabilities=["incentives"] if type(algo).pays_with(self.options) else [],
-                         needs=sorted(algo.needs)))
+                         needs=sorted(algo.needs), heartbeat_identity=self.heartbeats.identity.decode()))
         while True:
             message = self._receive(self.connect_timeout_s)
             if message.type == "error":

@@ -28,6 +28,7 @@ import numpy as np
 import zmq
 
 from arena.games import make_game
+from arena.guard import StrangerGate
 from arena.ledger import Ledger
 from arena.rundir import RunWriter
 from arena.settings import ArenaSettings, SeatSpec
@@ -167,6 +168,10 @@ class Arena:
         self.address = ""
         self._lobby_full = asyncio.Event()
         self._abort: RunAborted | None = None
+        #: seats by the routing id of their main socket, and of their heartbeat socket (SPEC §14)
+        self._seat_of: dict[bytes, Seat] = {}
+        self._pulse_of: dict[bytes, Seat] = {}
+        self.gate = StrangerGate()
         self._main: asyncio.Task | None = None
         self._phase: Phase | None = None
         self._drain_scheduled = False
@@ -233,6 +238,7 @@ class Arena:
         await asyncio.gather(watchdog, return_exceptions=True)
         loop.remove_reader(descriptor)
         loop.remove_reader(self.spectators.socket.FD)
+        self.gate.summary()
         self.writer.finish(status, reason, self.episodes_done, self._seat_report())
         self.spectators.close()
         self.sock.close()
@@ -286,7 +292,8 @@ class Arena:
                 self._send(seat.identity, content)
 
     def _reply_error(self, identity: bytes, err: ProtocolError, parent: Message | Header | None = None) -> None:
-        log.warning("error to %r: %s", identity, err)
+        if identity in self._seat_of or self.gate.may_log(identity):
+            log.warning("error to %r: %s", identity, err)
         self._send(identity, Error(code=err.code.value, message=err.message, field=err.field,
                                    hint=err.hint, fatal=err.fatal), parent)
 
@@ -311,12 +318,15 @@ class Arena:
             self._draining = False
 
     def _handle(self, identity: bytes, frames: list[bytes]) -> None:
-        seat = next((s for s in self.seats if s.identity == identity), None)
+        seat = self._seat_of.get(identity)
+        if seat is None and identity not in self._pulse_of and not self.gate.admit(identity):
+            return  # over the unseated connections' rate: dropped before any decoding (arena.guard)
         try:
             message = self.codec.decode(frames)
         except ProtocolError as err:
             if seat is None and err.code == ErrorCode.MALFORMED:
-                log.warning("dropped undecodable message from unknown peer %r: %s", identity, err)
+                if self.gate.may_log(identity):
+                    log.warning("dropped undecodable message from unknown peer %r: %s", identity, err)
                 return
             try:
                 parent = self.codec.decode_header(frames)
@@ -362,11 +372,22 @@ class Arena:
         if seat is None:
             return None
         if seat.heartbeat_identity is None and identity != seat.identity:
-            seat.heartbeat_identity = identity
+            self._tie_heartbeats(seat, identity)
         if identity in (seat.identity, seat.heartbeat_identity):
             return seat
-        log.warning("ignored a heartbeat for %s from a socket that is not the seat's", seat.describe())
+        if self.gate.may_log(identity):
+            log.warning("ignored a heartbeat for %s from a socket that is not the seat's", seat.describe())
         return None
+
+    def _tie_heartbeats(self, seat: Seat, identity: bytes) -> None:
+        seat.heartbeat_identity = identity
+        self._pulse_of[identity] = seat
+
+    def _forget_sockets(self, seat: Seat) -> None:
+        """Untie a seat's sockets (it left the lobby, or is taken again)."""
+        self._seat_of.pop(seat.identity, None)
+        self._pulse_of.pop(seat.heartbeat_identity, None)
+        seat.heartbeat_identity = None
 
     def _seat_left(self, seat: Seat, why: str) -> None:
         if seat.finished:
@@ -375,7 +396,8 @@ class Arena:
             self.abort(ErrorCode.AGENT_LOST, f"{seat.describe()} {why}")
         else:
             log.info("%s left the lobby: %s", seat.describe(), why)
-            seat.identity = seat.session = seat.heartbeat_identity = None
+            self._forget_sockets(seat)
+            seat.identity = seat.session = None
             seat.name = seat.implementation = ""
 
     # ------------------------------------------------------------------ handshake
@@ -387,8 +409,11 @@ class Arena:
         except ProtocolError as err:
             self._reply_error(identity, err, message)
             return
+        self._forget_sockets(seat)
         seat.identity, seat.session, seat.name = identity, message.header.session, hello.name
-        seat.heartbeat_identity = None
+        self._seat_of[identity] = seat
+        if hello.heartbeat_identity is not None:
+            self._tie_heartbeats(seat, hello.heartbeat_identity.encode())
         seat.implementation = hello.implementation
         seat.pays = "incentives" in hello.capabilities
         seat.talks = "messages" in hello.capabilities

@@ -49,6 +49,8 @@ class Hello(Content):
     needs: list[str] = []
     seat: int | None = None
     default_action: int | None = None
+    #: 1.3: the routing id of the agent's heartbeat socket, which the arena then ties to the seat (SPEC §14)
+    heartbeat_identity: str | None = Field(None, min_length=1, max_length=255)
 
 
 class Deadlines(BaseModel):

@@ -272,3 +272,40 @@ def test_oversized_frames_never_reach_the_arena(live_arena) -> None:
     assert probe.expect("welcome").content.seat == 1  # still serving
     assert "dropped undecodable message" not in (run_dir / "arena.log").read_text(), "it read an oversized frame"
     assert rss_mb(pid) - before < 50, (before, rss_mb(pid))  # 400 MiB were thrown at it
+
+
+def timed_run(tmp_path: Path, flood: int) -> tuple[float, int, Path]:
+    """An honest IPD run (tit-for-tat vs always-defect, 300 one-copy episodes); with `flood` > 0 a
+    hostile process sends it `flood` garbage messages and `flood` unseated `act`s from the start.
+    Returns episodes per second, the episodes played and the run directory."""
+    arena = {"game": "ipd", "episodes": 300, "batch_size": 1, "disclose": ["actions"], "params": {"max_steps": 5}}
+    config = write_config(tmp_path / "run.toml", arena, [{"name": "a", "kind": "tit-for-tat"},
+                                                        {"name": "b", "kind": "always-defect"}])
+    run = subprocess.Popen(arena_command("launch", str(config)), cwd=REPO, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    run_dir = Path(run.stdout.readline().removeprefix("run directory: ").strip())
+    if flood:
+        deadline = time.monotonic() + 30
+        while not (run_dir / "connection.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
+        address = json.loads((run_dir / "connection.json").read_text())["address"]
+        flooder = subprocess.Popen([sys.executable, "-m", "tests.flooder", address, str(flood)], cwd=REPO)
+    run.communicate(timeout=300)
+    if flood:
+        flooder.wait(60)
+    episodes = read_jsonl(run_dir / "episodes.jsonl")
+    assert run.returncode == 0 and len(episodes) == 300
+    return 300 / sum(e["wall_time_s"] for e in episodes), len(episodes), run_dir
+
+
+def test_a_flood_from_an_unseated_socket_neither_starves_the_run_nor_fills_the_disk(tmp_path: Path) -> None:
+    (tmp_path / "quiet").mkdir()
+    (tmp_path / "flood").mkdir()
+    quiet, _, _ = timed_run(tmp_path / "quiet", 0)
+    flooded, _, run_dir = timed_run(tmp_path / "flood", 100_000)
+    log_bytes = (run_dir / "arena.log").stat().st_size
+    print(f"episodes/s quiet {quiet:.1f}, under a 2 × 100k-message flood {flooded:.1f}; arena.log {log_bytes:,} B")
+    assert flooded >= 0.5 * quiet, (quiet, flooded)
+    assert log_bytes < 1 << 20, log_bytes
+    assert "from unseated peers" in (run_dir / "arena.log").read_text()  # the drops are counted, not hidden

@@ -54,6 +54,8 @@ class StrangerGate:
         self.peer_rate = peer_rate
         self.total = TokenBucket(total_rate, time.monotonic())
         self.peers: OrderedDict[bytes, TokenBucket] = OrderedDict()
+        #: peers out of tokens, and when their next token is due: refused with one lookup until then
+        self.cut_until: dict[bytes, float] = {}
         self.dropped = 0
         self.dropped_since_summary = 0
         self.summarised = time.monotonic()
@@ -62,12 +64,20 @@ class StrangerGate:
     def admit(self, identity: bytes) -> bool:
         """Whether one more message from this unseated peer may be handled now."""
         now = time.monotonic()
+        if self.cut_until and now < self.cut_until.get(identity, 0.0):
+            self.dropped += 1
+            self.dropped_since_summary += 1
+            return False
         bucket = self.peers.pop(identity, None) or TokenBucket(self.peer_rate, now)
         self.peers[identity] = bucket
         if len(self.peers) > PEERS_REMEMBERED:
             self.peers.popitem(last=False)
         if bucket.take(now) and self.total.take(now):
             return True
+        if bucket.tokens < 1.0:
+            self.cut_until[identity] = now + (1.0 - bucket.tokens) / bucket.rate
+            if len(self.cut_until) > PEERS_REMEMBERED:
+                self.cut_until = {peer: t for peer, t in self.cut_until.items() if t > now}
         self.dropped += 1
         self.dropped_since_summary += 1
         if now - self.summarised >= SUMMARY_EVERY_S:

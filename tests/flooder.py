@@ -1,5 +1,5 @@
-"""A hostile peer for the flood tests: `python -m tests.flooder ADDRESS N` sends N 16-byte garbage
-messages, then N well-formed `act`s, from one unseated DEALER socket, as fast as it can."""
+"""A hostile peer for the flood tests: `python -m tests.flooder ADDRESS N` sends N messages from one
+unseated DEALER socket, as fast as it can: N/2 of 16 bytes of garbage, then N/2 well-formed `act`s."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ def main() -> None:
     socket.setsockopt(zmq.SNDHWM, 0)
     socket.setsockopt(zmq.LINGER, 5000)
     socket.connect(address)
-    for _ in range(count):
+    for _ in range(count // 2):
         socket.send(b"\x00\xff" * 8)
     act = Codec().encode(Act(episode=0, t=0, actions=np.zeros(1, np.int64)))
-    for _ in range(count):
+    for _ in range(count - count // 2):
         socket.send_multipart(act)
     socket.close()
     context.term()

@@ -3,8 +3,9 @@ arena's own spectator stream (SPEC §20).
 
 SOURCE is `mqtt://HOST[:PORT][/PREFIX]` (every run publishing there), a run directory (its
 `connection.json` names the arena's stream) or the stream's `tcp://` address. A table with one row per
-run: its state, episode progress, the last collective return and a sparkline of them, each seat's last
-return and incentives received, and which agents are present (gone ones say why; MQTT only).
+run: its state, episode progress, the last collective return and a sparkline of them, each seat's
+sparkline of returns with its last return and incentives received, and which agents are present (gone
+ones say why; MQTT only).
 `--frames` shows the arena's rendering of copy 0 after every step (spectator stream only).
 `--until-done` returns once every run seen is complete or aborted.
 """
@@ -58,7 +59,8 @@ class RunView:
 
 def table(runs: dict[str, RunView]) -> Table:
     view = Table(title="social-arena runs (live)", expand=True)
-    for column in ("run", "state", "episode", "collective", "trend", "seats: last return / incentives", "agents"):
+    for column in ("run", "state", "episode", "collective", "trend", "seats: trend, last return / incentives",
+                   "agents"):
         view.add_column(column)
     for run_id, run in sorted(runs.items()):
         state = run.status.get("state", "?")
@@ -69,8 +71,9 @@ def table(runs: dict[str, RunView]) -> Table:
         episode = f"{run.status.get('episode', len(run.episodes))}/{run.status.get('episodes', '?')}"
         last = run.episodes[-1] if run.episodes else {}
         collective = [e["collective_return"] for e in run.episodes if "collective_return" in e]
-        seats = ", ".join(f"{name} {value:+.2f} / {last.get('incentives_received', {}).get(name, 0.0):.2f}"
-                          for name, value in last.get("returns", {}).items())
+        seats = "\n".join(f"{name} {sparkline([e['returns'][name] for e in run.episodes], 12)} {value:+.2f} / "
+                           f"{last.get('incentives_received', {}).get(name, 0.0):.2f}"
+                           for name, value in last.get("returns", {}).items())
         agents = ", ".join(f"{name} " + ("✓" if p.get("present") else f"gone ({p.get('reason', '')})")
                            for name, p in sorted(run.presence.items()))
         view.add_row(run_id, state, episode, f"{collective[-1]:+.2f}" if collective else "–", sparkline(collective),

@@ -312,6 +312,9 @@ class Arena:
                     self._handle(frames[0], frames[1:])
                 except Exception:
                     log.exception("unexpected failure handling a message from %r; message dropped", frames[0])
+                phase = self._phase
+                if phase is not None and phase.complete.done():
+                    break  # the step can go on: let it run before reading on (a flood must not delay it)
             self._drain_scheduled = True
             asyncio.get_running_loop().call_soon(self._drain)
         finally:

@@ -29,6 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.text import Text
 
 from agents.algorithm import Algorithm, SeatInfo, StepView, Trajectory
+from agents.human_screen import HumanScreen
+from agents.registry import load_algorithm
 
 #: Keys for engine action names (besides the digits 1–9, which always pick action k − 1).
 NAMED_KEYS: dict[str, tuple[str, ...]] = {
@@ -100,8 +102,6 @@ class Human(Algorithm):
         self.default = info.noop_action if info.noop_action is not None else 0
         self.helper: Algorithm | None = None
         if self.opts.other_copies != "default" and info.batch_size > 1:
-            from agents.registry import load_algorithm
-
             self.helper = load_algorithm(self.opts.other_copies)()
             self.helper.setup(SeatInfo(**{**info.__dict__, "options": {}}))
         self.answers: queue.Queue[Any] = queue.Queue()
@@ -113,8 +113,6 @@ class Human(Algorithm):
     # ----- the runtime's thread ------------------------------------------------------------------
     def host(self, play: Callable[[], int], stop: Callable[[str], None]) -> int:
         """The screen in this (main) thread, the runtime's loop in a worker; q stops the loop."""
-        from agents.human_screen import HumanScreen
-
         for handler in logging.getLogger().handlers:  # the screen owns the terminal
             if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
                 handler.setLevel(logging.CRITICAL + 1)

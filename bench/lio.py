@@ -322,26 +322,42 @@ def row(r: Run) -> str:
             f"{fmt(r.wall_s, 0)} | {extra} |")
 
 
-def write_results(runs: list[Run], meta: dict[str, Any], path_stem: Path) -> str:
-    done = [r for r in runs if r.status != "pending"]
-    md = ["# LIO benchmark (real arena processes)", "",
-          f"{meta['when']} · {meta['machine']} · jobs {meta['jobs']} · "
-          f"metric: mean over the last {int(LAST_FRACTION * 100)}% of training episodes (each a mean over "
-          "B copies), and over the evaluation episodes (ε = 0) played in that stretch; collective = summed "
-          "extrinsic return; ER targets are judged on evaluation where a run has it", "", "## Targets", ""]
-    md += [f"- {line}" for line in targets(done)]
-    if meta.get("notes"):
-        md += ["", "## Notes", "", meta["notes"].strip()]
-    md += ["", "## Runs", "",
-           "| experiment | variant | seed | status | episodes | collective first 10% | collective last 10% "
-           "| evaluation last 10% | wall s | details |", "|---|---|---|---|---|---|---|---|---|---|"]
-    md += [row(r) for r in done]
-    text = "\n".join(md) + "\n"
-    path_stem.parent.mkdir(parents=True, exist_ok=True)
-    path_stem.with_suffix(".md").write_text(text, encoding="utf-8")
-    path_stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "runs": [asdict(r) for r in done]},
-                                                         indent=1), encoding="utf-8")
-    return text
+@dataclass(frozen=True)
+class Report:
+    """How a seed benchmark writes its results: bench/results/<stem>.md (targets, notes, one row per
+    run) and <stem>.json (every run's metrics)."""
+
+    title: str
+    #: what the metrics mean, after the date, machine and job count
+    caption: str
+    columns: list[str]
+    targets: Callable[[list[Run]], list[str]]
+    row: Callable[[Run], str]
+
+    def write(self, runs: list[Run], meta: dict[str, Any], stem: Path) -> str:
+        done = [r for r in runs if r.status != "pending"]
+        md = [f"# {self.title}", "", f"{meta['when']} · {meta['machine']} · jobs {meta['jobs']} · {self.caption}",
+              "", "## Targets", ""]
+        md += [f"- {line}" for line in self.targets(done)]
+        if meta.get("notes"):
+            md += ["", "## Notes", "", meta["notes"].strip()]
+        md += ["", "## Runs", "", "| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
+        md += [self.row(r) for r in done]
+        text = "\n".join(md) + "\n"
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        stem.with_suffix(".md").write_text(text, encoding="utf-8")
+        stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "runs": [asdict(r) for r in done]},
+                                                        indent=1), encoding="utf-8")
+        return text
+
+
+REPORT = Report(
+    "LIO benchmark (real arena processes)",
+    f"metric: mean over the last {int(LAST_FRACTION * 100)}% of training episodes (each a mean over B copies), and "
+    "over the evaluation episodes (ε = 0) played in that stretch; collective = summed extrinsic return; ER "
+    "targets are judged on evaluation where a run has it",
+    ["experiment", "variant", "seed", "status", "episodes", "collective first 10%", "collective last 10%",
+     "evaluation last 10%", "wall s", "details"], targets, row)
 
 
 def load_previous(stem: Path, experiments: dict[str, list[str]]) -> list[Run]:
@@ -379,9 +395,9 @@ def seed_bench_parser(doc: str, experiments: list[str], seeds: int, timeout: flo
 
 
 def run_seeds(args: argparse.Namespace, experiments: dict[str, list[str]], scorer: Scorer | None,
-              write: Callable[[list[Run], dict[str, Any], Path], str], row_of: Callable[[Run], str]) -> int:
+              report: Report) -> int:
     """Run (or, with --reuse, score) every (variant, seed) the command line asks for, `--jobs` at a time,
-    rewriting the results with `write` after each finished run; keeps earlier results of other runs."""
+    rewriting the results with `report` after each finished run; keeps earlier results of other runs."""
     prefix = f"bench_{args.results.name}_"
     out = (args.out or Path(tempfile.mkdtemp(prefix=prefix))).resolve()
     seeds = args.seed_list or list(range(args.seeds))
@@ -405,15 +421,15 @@ def run_seeds(args: argparse.Namespace, experiments: dict[str, list[str]], score
         finished: list[Run] = []
         for fut in as_completed(futures):
             finished.append(fut.result())
-            print(row_of(finished[-1]), flush=True)
-            write(kept + sorted(finished, key=runs.index), meta, args.results)
-    print(write(kept + runs, meta, args.results))
+            print(report.row(finished[-1]), flush=True)
+            report.write(kept + sorted(finished, key=runs.index), meta, args.results)
+    print(report.write(kept + runs, meta, args.results))
     return 0 if all(r.status == "ok" for r in runs) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = seed_bench_parser(__doc__, list(EXPERIMENTS), seeds=10, timeout=1800, results=RESULTS / "lio")
-    return run_seeds(parser.parse_args(argv), EXPERIMENTS, None, write_results, row)
+    return run_seeds(parser.parse_args(argv), EXPERIMENTS, None, REPORT)
 
 
 if __name__ == "__main__":

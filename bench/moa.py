@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.lio import LAST_FRACTION, RESULTS, Run, fmt, mean, run_seeds, seed_bench_parser
+from bench.lio import LAST_FRACTION, RESULTS, Report, Run, fmt, mean, run_seeds, seed_bench_parser
 
 EXPERIMENTS: dict[str, list[str]] = {"box": ["box_trapped_moa", "box_trapped_moa_noinfluence"]}
 OPENER = "opener"
@@ -82,30 +81,17 @@ def row(r: Run) -> str:
             f"{opener} |")
 
 
-def write_results(runs: list[Run], meta: dict[str, Any], stem: Path) -> str:
-    done = [r for r in runs if r.status != "pending"]
-    md = ["# MOA benchmark (real arena processes)", "",
-          f"{meta['when']} · {meta['machine']} · jobs {meta['jobs']} · opened = share of copies whose box the "
-          f"opener opened, mean over the last {int(LAST_FRACTION * 100)}% of training episodes and over the "
-          "evaluation episodes (no exploration) in that stretch", "", "## Targets", ""]
-    md += [f"- {line}" for line in targets(done)]
-    if meta.get("notes"):
-        md += ["", "## Notes", "", meta["notes"].strip()]
-    md += ["", "## Runs", "", "| experiment | variant | seed | status | episodes | opened, first 10% | opened, last "
-           "10% | opened, evaluation | wall s | opener metrics, last 10% |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
-    md += [row(r) for r in done]
-    text = "\n".join(md) + "\n"
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".md").write_text(text, encoding="utf-8")
-    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "runs": [asdict(r) for r in done]}, indent=1),
-                                         encoding="utf-8")
-    return text
+REPORT = Report(
+    "MOA benchmark (real arena processes)",
+    f"opened = share of copies whose box the opener opened, mean over the last {int(LAST_FRACTION * 100)}% of "
+    "training episodes and over the evaluation episodes (no exploration) in that stretch",
+    ["experiment", "variant", "seed", "status", "episodes", "opened, first 10%", "opened, last 10%",
+     "opened, evaluation", "wall s", "opener metrics, last 10%"], targets, row)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = seed_bench_parser(__doc__, list(EXPERIMENTS), seeds=5, timeout=3600, results=RESULTS / "moa")
-    return run_seeds(parser.parse_args(argv), EXPERIMENTS, score, write_results, row)
+    return run_seeds(parser.parse_args(argv), EXPERIMENTS, score, REPORT)
 
 
 if __name__ == "__main__":

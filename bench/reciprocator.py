@@ -18,10 +18,8 @@ Targets (Zhou, Hong & Kao 2024; algorithms.md §4):
 
 from __future__ import annotations
 
-import json
 import math
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.lio import (
     LAST_FRACTION,
     RESULTS,
+    Report,
     Run,
     fmt,
     mean,
@@ -146,29 +145,17 @@ def row(r: Run) -> str:
             + ", ".join(f"{k} {fmt(v)}" for k, v in m["returns"].items()) + f" | {fmt(r.wall_s, 0)} | {detail} |")
 
 
-def write_results(runs: list[Run], meta: dict[str, Any], stem: Path) -> str:
-    done = [r for r in runs if r.status != "pending"]
-    md = ["# Reciprocator benchmark (real arena processes)", "",
-          f"{meta['when']} · {meta['machine']} · jobs {meta['jobs']} · metric: mean over the last "
-          f"{int(LAST_FRACTION * 100)}% of training episodes, each a mean over the B copies; budget = "
-          "episodes × B × steps per episode (env steps per agent)", "", "## Targets", ""]
-    md += [f"- {line}" for line in targets(done)]
-    if meta.get("notes"):
-        md += ["", "## Notes", "", meta["notes"].strip()]
-    md += ["", "## Runs", "", "| experiment | variant | seed | status | episodes (budget) | behaviour, last 10% "
-           "| return, last 10% | wall s | details |", "|---|---|---|---|---|---|---|---|---|"]
-    md += [row(r) for r in done]
-    text = "\n".join(md) + "\n"
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".md").write_text(text, encoding="utf-8")
-    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "runs": [asdict(r) for r in done]}, indent=1),
-                                         encoding="utf-8")
-    return text
+REPORT = Report(
+    "Reciprocator benchmark (real arena processes)",
+    f"metric: mean over the last {int(LAST_FRACTION * 100)}% of training episodes, each a mean over the B copies; "
+    "budget = episodes × B × steps per episode (env steps per agent)",
+    ["experiment", "variant", "seed", "status", "episodes (budget)", "behaviour, last 10%", "return, last 10%",
+     "wall s", "details"], targets, row)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = seed_bench_parser(__doc__, list(EXPERIMENTS), seeds=5, timeout=3600, results=RESULTS / "reciprocator")
-    return run_seeds(parser.parse_args(argv), EXPERIMENTS, score, write_results, row)
+    return run_seeds(parser.parse_args(argv), EXPERIMENTS, score, REPORT)
 
 
 if __name__ == "__main__":

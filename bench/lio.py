@@ -222,6 +222,15 @@ def fmt(x: Any, digits: int = 2) -> str:
     return "–" if x is None or (isinstance(x, float) and x != x) else f"{x:.{digits}f}"
 
 
+def metrics_by_variant(runs: list[Run]) -> dict[str, list[dict[str, Any]]]:
+    """The metrics of the finished runs, per variant, in run order."""
+    ok: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        if r.status == "ok":
+            ok.setdefault(r.variant, []).append(r.metrics)
+    return ok
+
+
 def count_ok(runs: list[Run], pred) -> tuple[int, int]:
     ok = [r for r in runs if r.status == "ok"]
     return sum(1 for r in ok if pred(r.metrics)), len(ok)

@@ -20,7 +20,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.lio import LAST_FRACTION, RESULTS, Report, Run, fmt, mean, run_seeds, seed_bench_parser
+from bench.lio import (
+    LAST_FRACTION,
+    RESULTS,
+    Report,
+    Run,
+    fmt,
+    mean,
+    metrics_by_variant,
+    run_seeds,
+    seed_bench_parser,
+)
 
 EXPERIMENTS: dict[str, list[str]] = {"box": ["box_trapped_moa", "box_trapped_moa_noinfluence"]}
 OPENER = "opener"
@@ -52,10 +62,7 @@ def judged(m: dict[str, Any]) -> float:
 
 
 def targets(runs: list[Run]) -> list[str]:
-    ok: dict[str, list[dict[str, Any]]] = {}
-    for r in runs:
-        if r.status == "ok":
-            ok.setdefault(r.variant, []).append(r.metrics)
+    ok = metrics_by_variant(runs)
     lines = []
     if moa := ok.get("box_trapped_moa"):
         k = sum(judged(m) >= 0.8 for m in moa)

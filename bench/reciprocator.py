@@ -34,6 +34,7 @@ from bench.lio import (
     Run,
     fmt,
     mean,
+    metrics_by_variant,
     read_jsonl,
     run_seeds,
     seed_bench_parser,
@@ -92,10 +93,7 @@ def mean_se(xs: list[float]) -> str:
 
 def targets(runs: list[Run]) -> list[str]:
     """One line per target with the measured figures."""
-    ok: dict[str, list[dict[str, Any]]] = {}
-    for r in runs:
-        if r.status == "ok":
-            ok.setdefault(r.variant, []).append(r.metrics)
+    ok = metrics_by_variant(runs)
     lines = []
     if rec_nl := ok.get("ipd_reciprocator_vs_nl"):
         nl = [by_kind(m, "cooperation", "nl-ppo")[0] for m in rec_nl]

@@ -55,8 +55,9 @@ def action_keys(names: list[str]) -> dict[str, int]:
     for index, name in enumerate(names):
         for key in NAMED_KEYS.get(name, ()):
             keys.setdefault(key, index)
+    named = {index for key, index in keys.items() if not key.isdigit()}
     for index, name in enumerate(names):
-        if index in [v for k, v in keys.items() if not k.isdigit()]:
+        if index in named:
             continue
         letter = next((ch for ch in name if ch.isalpha() and ch not in keys and ch != QUIT_KEY), None)
         if letter is not None:

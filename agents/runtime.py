@@ -171,7 +171,7 @@ class AgentRuntime:
         #: where to publish presence and learner metrics (SPEC §19), once `welcome` names the run
         self.mqtt = MqttTarget.parse(mqtt) if mqtt else None
         self.telemetry: Telemetry | None = None
-        self._presence = ""
+        self._presence = self._metrics_topic = ""
         self.trained = 0
 
     # ------------------------------------------------------------------ transport
@@ -203,6 +203,7 @@ class AgentRuntime:
     def _start_telemetry(self, run_id: str, seat_name: str) -> None:
         """Presence (retained, with a last will so a dead process shows as gone) and metrics topics."""
         self._presence = self.mqtt.run_topic(run_id, "agents", seat_name, "presence")
+        self._metrics_topic = self.mqtt.run_topic(run_id, "agents", seat_name, "metrics")
         gone = {"present": False, "reason": "lost: the broker stopped hearing from the agent process"}
         self.telemetry = Telemetry(self.mqtt, client_id=f"agent-{run_id}-{self.info.seat}",
                                    will=(self._presence, gone))
@@ -350,12 +351,12 @@ class AgentRuntime:
         else:
             metrics = self.algorithm.end_episode(trajectory, end.summary)
         self.trained += not end.evaluate
-        own = end.summary["returns"].get(self.info.names[self.info.seat])
+        record = {"episode": end.episode, "return": end.summary["returns"].get(self.info.names[self.info.seat]),
+                  **metrics}
         if self.telemetry is not None:
-            self.telemetry.publish(self._presence.replace("/presence", "/metrics"),
-                                   {"episode": end.episode, "return": own, **metrics})
+            self.telemetry.publish(self._metrics_topic, record)
         if self._metrics is not None:
-            self._metrics.write(json.dumps({"episode": end.episode, "return": own, **metrics}) + "\n")
+            self._metrics.write(json.dumps(record) + "\n")
             self._metrics.flush()
             every = self.checkpoint_every
             if end.last or (every and not end.evaluate and self.trained % every == 0):

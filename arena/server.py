@@ -371,12 +371,14 @@ class Arena:
         """The seat whose liveness this heartbeat proves: it must carry the seat's session and come from
         the seat's own socket or its heartbeat socket, the first other socket to send one after `hello`
         (so heartbeats spoofed from elsewhere with a seated session keep nothing alive)."""
+        known = self._pulse_of.get(identity) or self._seat_of.get(identity)
+        if known is not None:
+            return known if known.session == session else None
         seat = next((s for s in self.seats if s.session == session and s.seated), None)
         if seat is None:
             return None
-        if seat.heartbeat_identity is None and identity != seat.identity:
+        if seat.heartbeat_identity is None:
             self._tie_heartbeats(seat, identity)
-        if identity in (seat.identity, seat.heartbeat_identity):
             return seat
         if self.gate.may_log(identity):
             log.warning("ignored a heartbeat for %s from a socket that is not the seat's", seat.describe())

@@ -1,11 +1,13 @@
 """The arena server: a ZeroMQ ROUTER on an asyncio loop that seats agents and steps B copies of a game.
 
-The socket is a plain (blocking-API) pyzmq socket read without blocking: whenever its file descriptor
-signals, `_drain` takes every waiting message and handles it synchronously (it never blocks and never
-crashes on bad input). The run coroutine walks the phases of each step — observe → act → pay → step —
-sending one message per seat and awaiting one `Phase`, which the handlers complete when the last
-reply is in. A watchdog ends the run when a seat stops sending heartbeats. This costs a fraction of
-zmq.asyncio's future per send and per receive (bench/results/throughput_transport.md).
+The socket is a plain (blocking-API) pyzmq socket read without blocking: `_drain` takes every waiting
+message and handles it synchronously (it never blocks and never crashes on bad input). In the lobby and
+between runs the event loop calls it whenever the socket's file descriptor signals. The run coroutine
+walks the phases of each step — observe → act → pay → step — sending one message per seat and then
+waiting for the `Phase` inside a blocking ZeroMQ poll on the socket (`_wait`), which the handlers
+complete when the last reply is in: a lock-step costs no event-loop round trip per reply. The wait
+gives the loop a turn at least every `LOOP_TURN_S`, so the watchdog (which ends the run when a seat
+stops sending heartbeats), signals and spectators are served as before.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ log = logging.getLogger("arena")
 REPLIES = {"act": Act, "pay": Pay, "ready": Ready}
 #: Messages handled per wake-up before the loop gets a turn (a flood cannot starve the run).
 DRAIN_BATCH = 256
+#: Longest the step phases wait on the socket before the event loop gets a turn (watchdog, signals).
+LOOP_TURN_S = 0.05
 
 
 #: Messages ZeroMQ queues per peer before it stops reading from that peer.
@@ -86,21 +90,18 @@ class RunAborted(Exception):
 
 @dataclass
 class Phase:
-    """The replies the run is waiting for: one `kind` from each seat in `waiting`, for (episode, t).
-    `complete` resolves when the last one is in (or at the deadline)."""
+    """The replies the run is waiting for: one `kind` from each seat in `waiting`, for (episode, t);
+    complete when `waiting` is empty."""
 
     kind: str
     episode: int
     t: int
     waiting: set[int]
-    complete: asyncio.Future
     replies: dict[int, Any] = field(default_factory=dict)
 
     def answer(self, seat: int, reply: Any) -> None:
         self.waiting.discard(seat)
         self.replies[seat] = reply
-        if not self.waiting and not self.complete.done():
-            self.complete.set_result(None)
 
 
 @dataclass
@@ -215,6 +216,9 @@ class Arena:
                 loop.add_signal_handler(sig, self.abort, ErrorCode.RUN_ABORTED, f"interrupted by {sig.name}")
         descriptor = self.sock.FD
         loop.add_reader(descriptor, self._drain)
+        self._poller = zmq.Poller()
+        self._poller.register(self.sock, zmq.POLLIN)
+        self._loop_turn = loop.time() + LOOP_TURN_S
         loop.add_reader(self.spectators.socket.FD, self.spectators.on_subscriptions)
         watchdog = asyncio.create_task(self._watchdog())
         try:
@@ -313,7 +317,7 @@ class Arena:
                 except Exception:
                     log.exception("unexpected failure handling a message from %r; message dropped", frames[0])
                 phase = self._phase
-                if phase is not None and phase.complete.done():
+                if phase is not None and not phase.waiting:
                     break  # the step can go on: let it run before reading on (a flood must not delay it)
             self._drain_scheduled = True
             asyncio.get_running_loop().call_soon(self._drain)
@@ -567,23 +571,14 @@ class Arena:
 
     def _expect(self, seats: list[Seat], kind: str, episode: int, t: int) -> Phase:
         """Open the phase in which each of `seats` owes one `kind` reply (before sending what asks for it)."""
-        self._phase = Phase(kind, episode, t, {seat.index for seat in seats},
-                            asyncio.get_running_loop().create_future())
+        self._phase = Phase(kind, episode, t, {seat.index for seat in seats})
         return self._phase
 
     async def _collect(self, phase: Phase, timeout: float | None) -> dict[int, Any]:
         """Await one reply per seat, applying each seat's deadline policy to the late ones; returns the
         replies by seat index (None for a default after a missed deadline or a refused payment)."""
-        loop = asyncio.get_running_loop()
         try:
-            if phase.waiting:
-                timer = None if timeout is None else loop.call_later(
-                    timeout, lambda: phase.complete.done() or phase.complete.set_result(None))
-                try:
-                    await phase.complete
-                finally:
-                    if timer is not None:
-                        timer.cancel()
+            await self._wait(phase, timeout)
             for index in sorted(phase.waiting):
                 seat = self.seats[index]
                 policy = seat.spec.deadline or self.settings.deadline
@@ -599,11 +594,30 @@ class Arena:
                     code=ErrorCode.DEADLINE_MISSED.value, field=phase.kind,
                     message=f"no {phase.kind} within {timeout} s; the default was used (miss {seat.deadline_misses})"))
             if phase.waiting:  # seats whose policy is to wait
-                phase.complete = loop.create_future()
-                await phase.complete
+                await self._wait(phase, None)
             return phase.replies
         finally:
             self._phase = None
+
+    async def _wait(self, phase: Phase, timeout: float | None) -> None:
+        """Handle messages until `phase` is complete or `timeout` seconds have passed, blocking in a
+        ZeroMQ poll on the socket (replies are handled as they arrive, with no event-loop round trip)
+        and giving the loop a turn at least every LOOP_TURN_S: the watchdog, signal handlers and an
+        abort (which cancels this coroutine) get through."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        self._drain()  # what arrived while the phase's requests were going out
+        while True:
+            now = loop.time()
+            if now >= self._loop_turn or self._abort is not None:  # across phases: short ones add up
+                await asyncio.sleep(0)
+                self._loop_turn = loop.time() + LOOP_TURN_S
+                continue
+            if not phase.waiting or (deadline is not None and now >= deadline):
+                return
+            until = self._loop_turn if deadline is None else min(self._loop_turn, deadline)
+            if self._poller.poll(max(1, int((until - now) * 1000))):
+                self._drain()
 
     async def _watchdog(self) -> None:
         period = min(0.25, self.settings.heartbeat_interval_s / 2)
@@ -641,6 +655,7 @@ class Arena:
         memory = StepMemory(actions=before_start, played=before_start, extrinsic=np.zeros((batch, n), np.float32),
                             incentives=np.zeros((batch, n), np.float32), total=np.zeros((batch, n), np.float32),
                             payments=np.zeros((batch, n, n), np.float32), messages=np.full((batch, n), -1, np.int64))
+        no_credit, no_payments = np.zeros((batch, n), np.float32), np.zeros((batch, n, n), np.float32)
         active = np.ones(batch, bool)
         terminated = np.zeros(batch, bool)
         extrinsic_sum = np.zeros((batch, n))
@@ -661,8 +676,8 @@ class Arena:
             messages = np.stack([acts[i].message.astype(np.int64) if acts[i] is not None and acts[i].message
                                  is not None else np.full(batch, -1, np.int64) for i in range(n)], 1)
             public = game.public_actions(actions)
-            payments = np.zeros((batch, n, n))
             if payers:
+                payments = np.zeros((batch, n, n))
                 phase = self._expect(payers, "pay", episode, t)
                 request = PayRequest(episode=episode, t=t, joint_action=public, deadline_s=timeout)
                 for seat in payers:
@@ -673,19 +688,22 @@ class Arena:
             result = game.step(actions)
             if self.spectators.wants_frames:
                 self.spectators.publish("frame", {"episode": episode, "t": t + 1, "text": game.render("ansi", 0)})
-            booked = self.ledger.book(payments, actions, active)
-            credited, given = booked.sum(axis=1), booked.sum(axis=2)
             mask = active[:, None]
-            extrinsic = result.rewards * mask
-            total = extrinsic + credited - self.settings.payment_cost * given
+            extrinsic = (result.rewards * mask).astype(np.float32, copy=False)
             extrinsic_sum += extrinsic
-            received_sum += credited
-            given_sum += given
             length += active
+            if payers:
+                booked = self.ledger.book(payments, actions, active)
+                credited, given = booked.sum(axis=1), booked.sum(axis=2)
+                total = (extrinsic + credited - self.settings.payment_cost * given).astype(np.float32)
+                received_sum += credited
+                given_sum += given
+                credited, booked = credited.astype(np.float32), booked.astype(np.float32)
+            else:  # nobody pays: the ledger has nothing to book and the reward is the game's
+                credited, booked, total = no_credit, no_payments, extrinsic
             for key, value in result.events.items():
                 event_sums[key] = event_sums.get(key, 0.0) + value.astype(np.float64) * mask
-            memory = StepMemory(public, actions, extrinsic.astype(np.float32), credited.astype(np.float32),
-                                total.astype(np.float32), booked.astype(np.float32), messages)
+            memory = StepMemory(public, actions, extrinsic, credited, total, booked, messages)
             obs = result.obs
             terminated |= result.terminated & active
             active = active & ~(result.terminated | result.truncated)

@@ -32,6 +32,12 @@ from protocols.transport import recv_frames, send_frames
 log = logging.getLogger("agent")
 
 
+def checkpoint_path(out_dir: Path, trained: int | None) -> Path:
+    """Where an agent writing to `out_dir` checkpoints after `trained` training episodes (None: at the end
+    of the run); `arena launch --resume` finds them here."""
+    return out_dir / "checkpoints" / ("final.pt" if trained is None else f"episode_{trained}.pt")
+
+
 class AgentError(RuntimeError):
     """The run cannot go on for this agent; the message says why and what to do."""
 
@@ -350,7 +356,8 @@ class AgentRuntime:
             metrics = self.algorithm.warmup_episode(trajectory, end.summary)
         else:
             metrics = self.algorithm.end_episode(trajectory, end.summary)
-        self.trained += not end.evaluate
+        # the arena's count, not one of our own: a resumed run's checkpoints go on with its numbering
+        self.trained = int(end.summary.get("trained", self.trained)) + (not end.evaluate)
         record = {"episode": end.episode, "return": end.summary["returns"].get(self.info.names[self.info.seat]),
                   **metrics}
         if self.telemetry is not None:
@@ -360,7 +367,7 @@ class AgentRuntime:
             self._metrics.flush()
             every = self.checkpoint_every
             if end.last or (every and not end.evaluate and self.trained % every == 0):
-                name = "final.pt" if end.last else f"episode_{self.trained}.pt"
-                (self.out_dir / "checkpoints").mkdir(exist_ok=True)
-                self.algorithm.save(str(self.out_dir / "checkpoints" / name))
+                path = checkpoint_path(self.out_dir, None if end.last else self.trained)
+                path.parent.mkdir(exist_ok=True)
+                self.algorithm.save(str(path))
         self._send(Ready(episode=end.episode), message)

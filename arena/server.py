@@ -145,8 +145,12 @@ class Arena:
     """Seats N agents and plays `settings.episodes` batched training episodes of one game (plus any
     evaluation episodes the settings schedule between them)."""
 
-    def __init__(self, settings: ArenaSettings, seats: list[SeatSpec], run_dir: Path, mqtt: str | None = None) -> None:
+    def __init__(self, settings: ArenaSettings, seats: list[SeatSpec], run_dir: Path, mqtt: str | None = None,
+                 first_episode: int = 0) -> None:
         self.settings = settings
+        if not 0 <= first_episode < settings.total_episodes:
+            raise ValueError(f"cannot start at episode {first_episode}: the run plays episodes "
+                             f"0..{settings.total_episodes - 1}")
         self.game = make_game(settings.game, settings.params, settings.batch_size)
         if len(seats) != self.game.n_agents:
             raise ValueError(f"game '{settings.game}' has {self.game.n_agents} agents but the run config "
@@ -176,8 +180,10 @@ class Arena:
         self._phase: Phase | None = None
         self._drain_scheduled = False
         self._draining = False
-        self.episodes_done = 0
-        self.trained = 0
+        #: where a resumed run goes on (`arena launch --resume`): the seeds and numbering of that episode
+        self.first_episode = first_episode
+        self.episodes_done = first_episode
+        self.trained = settings.schedule()[:first_episode].count(False)
 
     # ------------------------------------------------------------------ lifecycle
     async def serve(self, on_bound: Any = None) -> int:
@@ -221,7 +227,8 @@ class Arena:
             await self._play()
             evaluations = self.episodes_done - self.trained
             reason = f"run complete: {self.episodes_done} episodes" + (
-                f" ({evaluations} for evaluation)" if evaluations else "")
+                f" ({evaluations} for evaluation)" if evaluations else "") + (
+                f", resumed at episode {self.first_episode}" if self.first_episode else "")
             status, code = "complete", 0
         except (asyncio.CancelledError, RunAborted) as exc:
             failure = self._abort or (exc if isinstance(exc, RunAborted) else
@@ -239,7 +246,7 @@ class Arena:
         loop.remove_reader(descriptor)
         loop.remove_reader(self.spectators.socket.FD)
         self.gate.summary()
-        self.writer.finish(status, reason, self.episodes_done, self._seat_report())
+        self.writer.finish(status, reason, self.episodes_done, self._seat_report(), self.first_episode)
         self.spectators.close()
         self.sock.close()
         context.term()
@@ -622,9 +629,10 @@ class Arena:
             log.info("lobby: waiting for %s", ", ".join(s.spec.name for s in self.seats if not s.seated))
         await self._lobby_full.wait()
         self.started = True
-        self.writer.start(self.settings, self.seats_config(), self.run_id, self.address)
+        self.writer.start(self.settings, self.seats_config(), self.run_id, self.address, self.first_episode)
         for episode, evaluate in enumerate(self.settings.schedule()):
-            await self._play_episode(episode, evaluate)
+            if episode >= self.first_episode:
+                await self._play_episode(episode, evaluate)
 
     def seats_config(self) -> list[dict[str, Any]]:
         return [{"seat": s.index, **s.spec.model_dump(), "joined_as": s.name, "implementation": s.implementation,

@@ -155,13 +155,17 @@ class Launch:
             self._read_progress(episodes_file, offset, progress, task)
 
     def _agent_failed(self) -> bool:
-        """An agent died: give the arena its heartbeat timeout to end the run and say why, then stop."""
+        """An agent died: give the arena its heartbeat timeout to end the run and say why, then stop. On a
+        run that takes seats back (reconnect_grace_s > 0) the arena holds the seat for the agent to rejoin
+        and ends the run itself when the grace runs out, so it alone decides."""
         dead = {name: p.returncode for name, p in self.agents.items() if p.poll() not in (None, 0)}
         if not dead:
             return False
         if self.failure is None:
             self.failure = "; ".join(f"agent '{n}' {describe_exit(code)}" for n, code in dead.items())
             self.failure_seen_at = time.monotonic()
+        if self.config.arena.reconnect_grace_s > 0:
+            return False
         return time.monotonic() - self.failure_seen_at > self.config.arena.heartbeat_timeout_s + 1.0
 
     @staticmethod

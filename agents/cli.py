@@ -30,6 +30,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--out", type=Path, help="directory for this agent's metrics and checkpoints")
     parser.add_argument("--checkpoint-every", type=int, default=0, help="episodes between checkpoints")
     parser.add_argument("--resume", type=Path, help="checkpoint to restore after setup (e.g. .../final.pt)")
+    parser.add_argument("--seat-token-file", type=Path, help="rejoin the seat --seat that this agent held, with the "
+                        "token its welcome carried (written to OUT/seat.token); runs with reconnect_grace_s > 0")
     parser.add_argument("--mqtt", help="publish presence and learner metrics to mqtt://HOST[:PORT][/PREFIX]")
     parser.add_argument("--log-level", default="INFO")
     return parser
@@ -59,6 +61,17 @@ def run_agent(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"arena agent: --mqtt: {exc}", file=sys.stderr)
             return 2
+    seat_token = None
+    if args.seat_token_file is not None:
+        try:
+            seat_token = args.seat_token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            print(f"arena agent: cannot read --seat-token-file {args.seat_token_file}: {exc.strerror}",
+                  file=sys.stderr)
+            return 2
+        if args.seat is None:
+            print("arena agent: --seat-token-file rejoins a seat: give its index with --seat", file=sys.stderr)
+            return 2
     resume = str(args.resume) if args.resume is not None else None
     keep_freed_memory()
     problems = check_seat(args.kind, options, args.device, resume)
@@ -70,7 +83,7 @@ def run_agent(args: argparse.Namespace) -> int:
     runtime = AgentRuntime(algorithm, address, name=args.name or args.kind, implementation=args.kind,
                            seat=args.seat, key=key, device=args.device, seed=args.seed, options=options,
                            out_dir=args.out, checkpoint_every=args.checkpoint_every, resume=args.resume,
-                           mqtt=args.mqtt)
+                           mqtt=args.mqtt, seat_token=seat_token)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return algorithm.host(runtime.run, runtime.request_stop)

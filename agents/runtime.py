@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -30,6 +31,14 @@ from protocols.telemetry import MqttTarget, Telemetry
 from protocols.transport import recv_frames, send_frames
 
 log = logging.getLogger("agent")
+#: where an agent with an out directory keeps the token that rejoins its seat (`--seat-token-file`)
+SEAT_TOKEN_FILE = "seat.token"
+
+
+def checkpoint_path(out_dir: Path, trained: int | None) -> Path:
+    """Where an agent writing to `out_dir` checkpoints after `trained` training episodes (None: at the end
+    of the run); `arena launch --resume` finds them here."""
+    return out_dir / "checkpoints" / ("final.pt" if trained is None else f"episode_{trained}.pt")
 
 
 class AgentError(RuntimeError):
@@ -79,6 +88,16 @@ class TrajectoryBuffer:
 
     def __init__(self) -> None:
         self.steps: list[dict[str, Any]] = []
+        #: the step the episode's first view was of: 0, unless the agent (re)joined mid-episode
+        self.first_t = 0
+
+    @property
+    def whole(self) -> bool:
+        """Whether the buffer holds the episode from its first step (something to learn from)."""
+        return bool(self.steps) and self.first_t == 0
+
+    def clear(self) -> None:
+        self.steps = []
 
     def observe(self, view: StepView) -> None:
         if self.steps:  # the previous step's outcome arrives with this view
@@ -89,6 +108,8 @@ class TrajectoryBuffer:
                             terminated=view.terminated,
                             joint_actions=view.others_actions, joint_rewards=view.others_rewards,
                             payments=view.payments)
+        else:
+            self.first_t = view.t
         self.steps.append({"obs": view.obs, "valid": view.active, "joint_obs": view.others_observations,
                            "state": view.state, "visibility": view.visibility, "action_masks": view.action_mask})
 
@@ -139,7 +160,7 @@ class AgentRuntime:
                  seat: int | None = None, key: bytes | None = None, device: str = "cpu",
                  seed: int | None = None, options: dict[str, Any] | None = None, out_dir: Path | None = None,
                  checkpoint_every: int = 0, resume: Path | None = None, connect_timeout_s: float = 30.0,
-                 mqtt: str | None = None) -> None:
+                 mqtt: str | None = None, seat_token: str | None = None) -> None:
         self.algorithm = algorithm
         self.address = address
         self.name = name
@@ -152,6 +173,8 @@ class AgentRuntime:
         self.checkpoint_every = checkpoint_every
         self.resume = resume
         self.connect_timeout_s = connect_timeout_s
+        #: the token of a seat to rejoin (runs with reconnect_grace_s > 0), never logged
+        self.seat_token = seat_token
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 1000)
@@ -248,7 +271,8 @@ class AgentRuntime:
         algo = self.algorithm
         self._send(Hello(name=self.name, implementation=self.implementation, seat=self.seat,
                          capabilities=["incentives"] if type(algo).pays_with(self.options) else [],
-                         needs=sorted(algo.needs), heartbeat_identity=self.heartbeats.identity.decode()))
+                         needs=sorted(algo.needs), heartbeat_identity=self.heartbeats.identity.decode(),
+                         seat_token=self.seat_token))
         while True:
             message = self._receive(self.connect_timeout_s)
             if message.type == "error":
@@ -273,7 +297,8 @@ class AgentRuntime:
             observation_layout=layout_of(welcome.observation_space),
             observation_layouts=[layout_of(d) for d in welcome.observation_spaces],
             noop_action=welcome.noop_action, deadline_policy=welcome.deadlines.policy)
-        log.info("%s seated at %d of %d in run %s", self.name, welcome.seat, welcome.n_agents, welcome.run_id)
+        log.info("%s %s at %d of %d in run %s", self.name, "rejoined its seat" if self.seat_token else "seated",
+                 welcome.seat, welcome.n_agents, welcome.run_id)
         if self.mqtt is not None:
             self._start_telemetry(welcome.run_id, welcome.names[welcome.seat])
         cls = type(algo)
@@ -295,7 +320,15 @@ class AgentRuntime:
             log.info("resumed from %s", self.resume)
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            if welcome.seat_token is not None:
+                self._keep_token(welcome.seat_token)
             self._metrics = open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+
+    def _keep_token(self, token: str) -> None:
+        """OUT/seat.token (mode 0600): what a restarted process rejoins the seat with (`--seat-token-file`)."""
+        fd = os.open(self.out_dir / SEAT_TOKEN_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token)
 
     def _loop(self) -> int:
         while True:
@@ -337,20 +370,28 @@ class AgentRuntime:
 
     def _on_pay_request(self, message: Message) -> None:
         request: PayRequest = message.content
-        amounts = np.asarray(self.algorithm.pay(self._view, request.joint_action), dtype=np.float32)
-        self.buffer.paid(amounts)
+        if self._view is None:  # rejoined in the pay phase of a step this process did not see: pay nothing
+            amounts = np.zeros(request.joint_action.shape, dtype=np.float32)
+        else:
+            amounts = np.asarray(self.algorithm.pay(self._view, request.joint_action), dtype=np.float32)
+            self.buffer.paid(amounts)
         self._send(Pay(episode=request.episode, t=request.t, amounts=amounts), message)
 
     def _on_episode_end(self, message: Message) -> None:
         end: EpisodeEnd = message.content
-        trajectory = self.buffer.finish(view_from(end.final))
-        if end.evaluate:
-            metrics: dict[str, Any] = {"evaluate": True}
+        # an agent that rejoined mid-episode has part of it only, and does not learn from that part
+        trajectory = self.buffer.finish(view_from(end.final)) if self.buffer.whole else None
+        self.buffer.clear()
+        if trajectory is None:
+            metrics: dict[str, Any] = {"partial": True}
+        elif end.evaluate:
+            metrics = {"evaluate": True}
         elif end.warmup:
             metrics = self.algorithm.warmup_episode(trajectory, end.summary)
         else:
             metrics = self.algorithm.end_episode(trajectory, end.summary)
-        self.trained += not end.evaluate
+        # the arena's count, not one of our own: a resumed run's checkpoints go on with its numbering
+        self.trained = int(end.summary.get("trained", self.trained)) + (not end.evaluate)
         record = {"episode": end.episode, "return": end.summary["returns"].get(self.info.names[self.info.seat]),
                   **metrics}
         if self.telemetry is not None:
@@ -360,7 +401,7 @@ class AgentRuntime:
             self._metrics.flush()
             every = self.checkpoint_every
             if end.last or (every and not end.evaluate and self.trained % every == 0):
-                name = "final.pt" if end.last else f"episode_{self.trained}.pt"
-                (self.out_dir / "checkpoints").mkdir(exist_ok=True)
-                self.algorithm.save(str(self.out_dir / "checkpoints" / name))
+                path = checkpoint_path(self.out_dir, None if end.last else self.trained)
+                path.parent.mkdir(exist_ok=True)
+                self.algorithm.save(str(path))
         self._send(Ready(episode=end.episode), message)

@@ -1,7 +1,8 @@
 """The run directory: resolved config, per-episode summaries, the ledger and the final result.
 
 Each episode's lines are flushed as soon as the episode ends, so an interrupted run keeps every
-finished episode. With telemetry on, the same records go to MQTT as well (SPEC §19): the run's
+finished episode. A resumed run appends to the same files and notes in run.json and result.json where
+it went on. With telemetry on, the same records go to MQTT as well (SPEC §19): the run's
 retained status, each episode's record, and the final result; the directory stays the source of truth.
 """
 
@@ -29,13 +30,22 @@ class RunWriter:
         self._ledger = open(run_dir / "ledger.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         self._started = time.time()
 
-    def start(self, settings: ArenaSettings, seats: list[dict[str, Any]], run_id: str, address: str) -> None:
-        """Record who actually joined which seat, next to the settings the run used."""
-        record = {"run_id": run_id, "address": address, "arena": settings.model_dump(), "seats": seats,
-                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self._started))}
-        (self.run_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    def start(self, settings: ArenaSettings, seats: list[dict[str, Any]], run_id: str, address: str,
+              first_episode: int = 0) -> None:
+        """Record who actually joined which seat, next to the settings the run used. A resumed run keeps the
+        first start's record and adds one entry to its `resumed` list (where it went on, and who joined)."""
+        started = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self._started))
+        path = self.run_dir / "run.json"
+        this = {"run_id": run_id, "address": address, "seats": seats, "started": started}
+        if first_episode and path.exists():
+            record = json.loads(path.read_text(encoding="utf-8"))
+            record.setdefault("resumed", []).append({"from_episode": first_episode, **this})
+        else:
+            record = {**this, "arena": settings.model_dump()}
+        path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         self._publish("run", record, retain=True)
-        self._publish("status", {"state": "running", "episode": 0, "episodes": settings.total_episodes}, retain=True)
+        self._publish("status", {"state": "running", "episode": first_episode, "episodes": settings.total_episodes},
+                      retain=True)
 
     def lobby(self, settings: ArenaSettings, waiting_for: list[str], address: str) -> None:
         self._publish("status", {"state": "lobby", "waiting_for": waiting_for, "address": address,
@@ -49,11 +59,14 @@ class RunWriter:
         self._publish("status", {"state": "running", "episode": summary["episode"] + 1, "episodes": total_episodes},
                       retain=True)
 
-    def finish(self, status: str, reason: str, episodes: int, seats: list[dict[str, Any]]) -> None:
+    def finish(self, status: str, reason: str, episodes: int, seats: list[dict[str, Any]],
+               first_episode: int = 0) -> None:
         self._episodes.close()
         self._ledger.close()
         result = {"status": status, "reason": reason, "episodes": episodes, "seats": seats,
                   "wall_time_s": round(time.time() - self._started, 3)}
+        if first_episode:
+            result["resumed_from"] = first_episode
         self._publish("status", {"state": status, "reason": reason, "episodes": episodes}, retain=True)
         if self.telemetry is not None:
             telemetry = self.telemetry[0]

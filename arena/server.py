@@ -120,10 +120,20 @@ class Seat:
     last_seen: float = 0.0
     finished: bool = False
     deadline_misses: int = 0
+    #: the secret that rejoins this seat (runs with reconnect_grace_s > 0; never logged)
+    token: str | None = None
+    #: when its agent was lost after the start, while the seat is held for it to rejoin; and why
+    away_since: float | None = None
+    away_because: str = ""
+    rejoins: int = 0
 
     @property
     def seated(self) -> bool:
         return self.identity is not None
+
+    @property
+    def away(self) -> bool:
+        return self.away_since is not None
 
     def describe(self) -> str:
         return f"agent '{self.name or self.spec.name}' (seat {self.index}, {self.implementation or self.spec.kind})"
@@ -146,8 +156,12 @@ class Arena:
     """Seats N agents and plays `settings.episodes` batched training episodes of one game (plus any
     evaluation episodes the settings schedule between them)."""
 
-    def __init__(self, settings: ArenaSettings, seats: list[SeatSpec], run_dir: Path, mqtt: str | None = None) -> None:
+    def __init__(self, settings: ArenaSettings, seats: list[SeatSpec], run_dir: Path, mqtt: str | None = None,
+                 first_episode: int = 0) -> None:
         self.settings = settings
+        if not 0 <= first_episode < settings.total_episodes:
+            raise ValueError(f"cannot start at episode {first_episode}: the run plays episodes "
+                             f"0..{settings.total_episodes - 1}")
         self.game = make_game(settings.game, settings.params, settings.batch_size)
         if len(seats) != self.game.n_agents:
             raise ValueError(f"game '{settings.game}' has {self.game.n_agents} agents but the run config "
@@ -175,10 +189,14 @@ class Arena:
         self.gate = StrangerGate()
         self._main: asyncio.Task | None = None
         self._phase: Phase | None = None
+        #: per seat, the frames the open phase asked of it: sent again to an agent that rejoins before answering
+        self._pending: dict[int, list[bytes]] = {}
         self._drain_scheduled = False
         self._draining = False
-        self.episodes_done = 0
-        self.trained = 0
+        #: where a resumed run goes on (`arena launch --resume`): the seeds and numbering of that episode
+        self.first_episode = first_episode
+        self.episodes_done = first_episode
+        self.trained = settings.schedule()[:first_episode].count(False)
 
     # ------------------------------------------------------------------ lifecycle
     async def serve(self, on_bound: Any = None) -> int:
@@ -225,7 +243,8 @@ class Arena:
             await self._play()
             evaluations = self.episodes_done - self.trained
             reason = f"run complete: {self.episodes_done} episodes" + (
-                f" ({evaluations} for evaluation)" if evaluations else "")
+                f" ({evaluations} for evaluation)" if evaluations else "") + (
+                f", resumed at episode {self.first_episode}" if self.first_episode else "")
             status, code = "complete", 0
         except (asyncio.CancelledError, RunAborted) as exc:
             failure = self._abort or (exc if isinstance(exc, RunAborted) else
@@ -243,7 +262,7 @@ class Arena:
         loop.remove_reader(descriptor)
         loop.remove_reader(self.spectators.socket.FD)
         self.gate.summary()
-        self.writer.finish(status, reason, self.episodes_done, self._seat_report())
+        self.writer.finish(status, reason, self.episodes_done, self._seat_report(), self.first_episode)
         self.spectators.close()
         self.sock.close()
         context.term()
@@ -268,7 +287,7 @@ class Arena:
 
     def _seat_report(self) -> list[dict[str, Any]]:
         return [{"seat": s.index, "name": s.name or s.spec.name, "implementation": s.implementation,
-                 "pays": s.pays, "deadline_misses": s.deadline_misses} for s in self.seats]
+                 "pays": s.pays, "deadline_misses": s.deadline_misses, "rejoins": s.rejoins} for s in self.seats]
 
     # ------------------------------------------------------------------ transport
     def _send(self, identity: bytes, content: Content, parent: Message | Header | None = None) -> None:
@@ -276,9 +295,11 @@ class Arena:
             parent = parent.header
         self._send_frames(identity, self.codec.encode(content, parent))
 
-    def _send_frames(self, identity: bytes, frames: list[bytes]) -> None:
+    def _send_frames(self, identity: bytes | None, frames: list[bytes]) -> None:
         """Send without blocking: a full queue means the agent reads nothing (it floods or hangs), and the
-        run must not wait on it; what was dropped is logged."""
+        run must not wait on it; what was dropped is logged. A seat away (identity None) is sent nothing."""
+        if identity is None:
+            return
         try:
             send_frames(self.sock, [identity, *frames], NOBLOCK)
         except zmq.Again:
@@ -289,6 +310,11 @@ class Arena:
             # a send may consume the socket's edge-triggered read signal: look for replies once after it
             self._drain_scheduled = True
             asyncio.get_running_loop().call_soon(self._drain)
+
+    def _ask(self, seat: Seat, frames: list[bytes]) -> None:
+        """Send what the open phase asks of `seat`, and keep it to send again if its agent rejoins."""
+        self._pending[seat.index] = frames
+        self._send_frames(seat.identity, frames)
 
     def _broadcast(self, content: Content) -> None:
         for seat in self.seats:
@@ -398,6 +424,30 @@ class Arena:
         self._pulse_of.pop(seat.heartbeat_identity, None)
         seat.heartbeat_identity = None
 
+    def _seat_lost(self, seat: Seat, why: str) -> None:
+        """A seat went silent: on a run that takes seats back, it is held for its agent to rejoin
+        (`reconnect_grace_s`) while its deadline policy covers the gap; otherwise it has left."""
+        grace = self.settings.reconnect_grace_s
+        if not (self.started and grace > 0 and not seat.finished):
+            self._seat_left(seat, why)
+            return
+        log.warning("%s %s; its seat is held %g s for it to rejoin", seat.describe(), why, grace)
+        self._forget_sockets(seat)
+        seat.identity = seat.session = None
+        seat.away_since, seat.away_because = time.monotonic(), why
+        if self._phase is not None:
+            self._excuse_away(self._phase)
+
+    def _excuse_away(self, phase: Phase) -> None:
+        """Seats away under the `default` policy are not waited for: the default is played at once (and the
+        miss counted); the episode barrier does not wait for them. `wait` and `abort` seats keep the phase
+        open for their agent's return (until the step deadline, for `abort`)."""
+        for index in sorted(phase.waiting):
+            seat = self.seats[index]
+            if seat.away and (seat.spec.deadline or self.settings.deadline) == "default":
+                seat.deadline_misses += phase.kind != "ready"
+                phase.answer(index, None)
+
     def _seat_left(self, seat: Seat, why: str) -> None:
         if seat.finished:
             log.info("%s left after its last episode: %s", seat.describe(), why)
@@ -406,19 +456,19 @@ class Arena:
         else:
             log.info("%s left the lobby: %s", seat.describe(), why)
             self._forget_sockets(seat)
-            seat.identity = seat.session = None
+            seat.identity = seat.session = seat.token = None
             seat.name = seat.implementation = ""
 
     # ------------------------------------------------------------------ handshake
     def _hello(self, identity: bytes, message: Message) -> None:
         hello: Hello = message.content
         try:
-            seat = self._assign_seat(identity, hello)
+            seat = self._assign_seat(identity, hello) if hello.seat_token is None else self._held_seat(identity, hello)
             self._check_needs(hello)
         except ProtocolError as err:
             self._reply_error(identity, err, message)
             return
-        self._forget_sockets(seat)
+        self._forget_sockets(seat)  # a rejoining agent's old sockets count for nothing from now on
         seat.identity, seat.session, seat.name = identity, message.header.session, hello.name
         self._seat_of[identity] = seat
         if hello.heartbeat_identity is not None:
@@ -429,8 +479,13 @@ class Arena:
         if hello.default_action is not None:
             seat.default_action = hello.default_action
         seat.last_seen = time.monotonic()
-        log.info("%s seated", seat.describe())
+        if self.settings.reconnect_grace_s > 0 and seat.token is None:
+            seat.token = secrets.token_hex(16)
         self._send(identity, self._welcome(seat), message)
+        if hello.seat_token is not None:
+            self._rejoined(seat)
+            return
+        log.info("%s seated", seat.describe())
         waiting = [s.spec.name for s in self.seats if not s.seated]
         self._broadcast(Lobby(filled=len(self.seats) - len(waiting), total=len(self.seats), waiting_for=waiting))
         if waiting:
@@ -439,8 +494,51 @@ class Arena:
             self.started = True
             self._lobby_full.set()
 
+    def _rejoined(self, seat: Seat) -> None:
+        """The seat's agent is back: it is sent again what the open phase still waits for from it."""
+        away = f" after {time.monotonic() - seat.away_since:.1f} s away" if seat.away else ""
+        seat.away_since, seat.rejoins = None, seat.rejoins + 1
+        log.warning("%s rejoined its seat%s", seat.describe(), away)
+        phase = self._phase
+        if phase is not None and seat.index in phase.waiting and seat.index in self._pending:
+            self._send_frames(seat.identity, self._pending[seat.index])
+
+    def _held_seat(self, identity: bytes, hello: Hello) -> Seat:
+        """The seat a `hello` with a `seat_token` rejoins (SPEC §9.1); the token is compared in constant
+        time and never written anywhere."""
+        if self.settings.reconnect_grace_s <= 0:
+            raise ProtocolError(ErrorCode.BAD_SEAT_TOKEN, "this run takes no seat back (reconnect_grace_s = 0)",
+                                field="seat_token", fatal=True, hint="join without a seat token, or set "
+                                "[arena] reconnect_grace_s > 0 in the run config")
+        if hello.seat is None or not 0 <= hello.seat < len(self.seats):
+            raise ProtocolError(ErrorCode.NO_SEAT, "a seat token rejoins the seat it was given for: send that "
+                                f"seat's index (0..{len(self.seats) - 1}) as `seat`", field="seat", fatal=True)
+        seat = self.seats[hello.seat]
+        if seat.token is None or not secrets.compare_digest(seat.token.encode(), hello.seat_token.encode()):
+            raise ProtocolError(ErrorCode.BAD_SEAT_TOKEN, f"wrong seat token for seat {seat.index} "
+                                f"('{seat.spec.name}')", field="seat_token", fatal=True,
+                                hint="only the agent that was given the seat may rejoin it, with the `seat_token` "
+                                "of its welcome (the Python agent keeps it in OUT/seat.token)")
+        if seat.finished:
+            raise ProtocolError(ErrorCode.NO_SEAT, f"seat {seat.index} has played its last episode", field="seat",
+                                fatal=True)
+        if seat.identity == identity:
+            raise ProtocolError(ErrorCode.SEAT_TAKEN, "this connection already holds that seat", fatal=True)
+        if ("incentives" in hello.capabilities, "messages" in hello.capabilities) != (seat.pays, seat.talks):
+            raise ProtocolError(ErrorCode.CAPABILITY_REFUSED, f"seat {seat.index} was joined with capabilities "
+                                f"{[c for c, on in (('incentives', seat.pays), ('messages', seat.talks)) if on]}; "
+                                "rejoin with the same", field="capabilities", fatal=True)
+        return seat
+
     def _assign_seat(self, identity: bytes, hello: Hello) -> Seat:
         if self.started:
+            wanted = self.seats[hello.seat] if hello.seat is not None and 0 <= hello.seat < len(self.seats) else \
+                next((s for s in self.seats if s.spec.name == hello.name), None)
+            if wanted is not None and self.settings.reconnect_grace_s > 0 and not wanted.finished:
+                raise ProtocolError(ErrorCode.BAD_SEAT_TOKEN, f"seat {wanted.index} ('{wanted.spec.name}') is held "
+                                    "for the agent it was given to; rejoining it takes its seat token",
+                                    field="seat_token", fatal=True, hint="send the `seat_token` of the seat's "
+                                    "welcome (arena agent --seat-token-file OUT/seat.token)")
             raise ProtocolError(ErrorCode.NO_SEAT, "the run has already started", fatal=True,
                                 hint="start a new run to join")
         if any(s.identity == identity for s in self.seats):
@@ -510,7 +608,7 @@ class Arena:
             batch_size=s.batch_size, episodes=s.total_episodes, rmax=s.rmax, pays=seat.pays,
             payment_cost=s.payment_cost, message_vocab=s.message_vocab,
             disclose=s.disclose, seed=s.seed * 1000 + seat.index + 1, options=seat.spec.options,
-            noop_action=self.game.noop_action,
+            noop_action=self.game.noop_action, seat_token=seat.token,
             deadlines=Deadlines(policy=seat.spec.deadline or s.deadline, step_timeout_s=s.step_timeout_s,
                                 heartbeat_interval_s=s.heartbeat_interval_s,
                                 heartbeat_timeout_s=s.heartbeat_timeout_s))
@@ -577,6 +675,7 @@ class Arena:
     async def _collect(self, phase: Phase, timeout: float | None) -> dict[int, Any]:
         """Await one reply per seat, applying each seat's deadline policy to the late ones; returns the
         replies by seat index (None for a default after a missed deadline or a refused payment)."""
+        self._excuse_away(phase)
         try:
             await self._wait(phase, timeout)
             for index in sorted(phase.waiting):
@@ -624,11 +723,15 @@ class Arena:
         while True:
             await asyncio.sleep(period)
             now = time.monotonic()
+            grace = self.settings.reconnect_grace_s
             for seat in self.seats:
                 silence = now - seat.last_seen
                 if seat.seated and silence > self.settings.heartbeat_timeout_s:
-                    self._seat_left(seat, f"sent nothing for {silence:.1f} s (heartbeat timeout "
+                    self._seat_lost(seat, f"sent nothing for {silence:.1f} s (heartbeat timeout "
                                           f"{self.settings.heartbeat_timeout_s} s): the process is gone or hung")
+                elif seat.away and now - seat.away_since > grace:
+                    self.abort(ErrorCode.AGENT_LOST, f"{seat.describe()} {seat.away_because}, and did not rejoin "
+                                                     f"within reconnect_grace_s = {grace:g} s")
 
     # ------------------------------------------------------------------ the run
     async def _play(self) -> None:
@@ -636,9 +739,10 @@ class Arena:
             log.info("lobby: waiting for %s", ", ".join(s.spec.name for s in self.seats if not s.seated))
         await self._lobby_full.wait()
         self.started = True
-        self.writer.start(self.settings, self.seats_config(), self.run_id, self.address)
+        self.writer.start(self.settings, self.seats_config(), self.run_id, self.address, self.first_episode)
         for episode, evaluate in enumerate(self.settings.schedule()):
-            await self._play_episode(episode, evaluate)
+            if episode >= self.first_episode:
+                await self._play_episode(episode, evaluate)
 
     def seats_config(self) -> list[dict[str, Any]]:
         return [{"seat": s.index, **s.spec.model_dump(), "joined_as": s.name, "implementation": s.implementation,
@@ -669,7 +773,7 @@ class Arena:
             phase = self._expect(self.seats, "act", episode, t)
             for seat, observe in zip(self.seats, self._observations(episode, t, obs, memory, active, terminated,
                                                                     timeout, evaluate)):
-                self._send_frames(seat.identity, self.codec.encode_fields(observe))
+                self._ask(seat, self.codec.encode_fields(observe))
             acts = await self._collect(phase, timeout)
             actions = np.stack([acts[i].actions.astype(np.int64) if acts[i] is not None else
                                 np.full(batch, self.seats[i].default_action, np.int64) for i in range(n)], 1)
@@ -681,7 +785,7 @@ class Arena:
                 phase = self._expect(payers, "pay", episode, t)
                 request = PayRequest(episode=episode, t=t, joint_action=public, deadline_s=timeout)
                 for seat in payers:
-                    self._send(seat.identity, request)
+                    self._ask(seat, self.codec.encode(request))
                 for index, pay in (await self._collect(phase, timeout)).items():
                     if pay is not None:
                         payments[:, index, :] = pay.amounts
@@ -721,8 +825,8 @@ class Arena:
         phase = self._expect(self.seats, "ready", episode, 0)
         finals = self._observations(episode, int(length.max()), obs, memory, active, terminated, None, evaluate)
         for seat, final in zip(self.seats, finals):
-            self._send(seat.identity, EpisodeEnd(episode=episode, final=final, last=last, evaluate=evaluate,
-                                                 warmup=warmup, summary=self._summary_for(seat, summary)))
+            self._ask(seat, self.codec.encode(EpisodeEnd(episode=episode, final=final, last=last, evaluate=evaluate,
+                                                         warmup=warmup, summary=self._summary_for(seat, summary))))
         self.writer.episode(summary, ledger_record, self.settings.total_episodes)
         # written, so finished: counted now, even if a seat dies in the barrier below (one truth with the file)
         self.episodes_done = episode + 1

@@ -49,6 +49,8 @@ class ArenaSettings(BaseModel):
                                         "shorter is a busy loop, longer leaves dead agents unnoticed)")
     heartbeat_timeout_s: float = Field(5.0, gt=0, le=3600, description="silence after which an agent counts as lost "
                                        "(at most an hour, so a dead agent is always noticed)")
+    reconnect_grace_s: float = Field(0.0, ge=0, le=86400, description="how long a seat lost after the start is "
+                                     "held for its agent to rejoin with its seat token; 0 = lost means the run ends")
     address: str = Field("tcp://127.0.0.1:*", description="where the arena binds; * picks a free port")
     sign: bool = Field(False, description="require HMAC-SHA256 signatures (key in the connection file)")
 

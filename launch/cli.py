@@ -10,16 +10,19 @@ from rich.markup import escape
 
 from agents.cli import build_parser as build_agent_parser
 from agents.cli import run_agent
-from launch.config import ConfigError, load_config
+from launch.config import ConfigError, RunConfig, load_config
 from launch.preflight import preflight
-from launch.supervisor import console, launch_run, serve_run
+from launch.resume import plan_resume, with_checkpoints
+from launch.supervisor import console, launch_run, resume_run, serve_run
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="arena", description="social-arena: decentralized multi-agent runs")
     commands = parser.add_subparsers(dest="command", required=True)
     launch = commands.add_parser("launch", help="start the arena and every agent of a run config")
-    launch.add_argument("config", type=Path, help="run config (TOML), e.g. examples/ipd.toml")
+    launch.add_argument("config", type=Path, nargs="?", help="run config (TOML), e.g. examples/ipd.toml")
+    launch.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                        help="go on with a run that stopped early, in its own directory (instead of a config)")
     launch.add_argument("--episodes", type=int, help="override [arena] episodes")
     launch.add_argument("--out", help="override [run] out (parent directory of run directories)")
     launch.add_argument("--mqtt", help="publish telemetry to mqtt://HOST[:PORT][/PREFIX] (overrides [run] mqtt)")
@@ -53,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         from launch.plot import main as plot_main  # imported here so other commands don't load matplotlib
 
         return plot_main(args)
+    if args.command == "launch" and (args.config is None) == (args.resume is None):
+        parser.error("arena launch takes a run config or --resume RUN_DIR (one of them)")
+    if getattr(args, "resume", None) is not None:
+        return resume(args)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -81,6 +88,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "launch":
         return launch_run(config, text)
     return serve_run(config, text)
+
+
+def resume(args: argparse.Namespace) -> int:
+    """`arena launch --resume RUN_DIR`: the run's own resolved config, from where it can go on exactly."""
+    if args.episodes is not None or args.out is not None:
+        console.print("[red]error:[/] --resume goes on with the run as it was configured: drop --episodes and --out",
+                      highlight=False)
+        return 2
+    run_dir: Path = args.resume
+    source = run_dir / "config.toml"
+    try:
+        config = RunConfig.model_validate_json((run_dir / "config.resolved.json").read_text(encoding="utf-8"))
+        if args.mqtt is not None:
+            config = config.model_copy(update={"run": config.run.model_copy(update={"mqtt": args.mqtt})})
+        point = plan_resume(config, run_dir)
+    except (OSError, ValueError) as exc:  # ValueError: pydantic's and ResumeError
+        console.print(f"[red]error:[/] cannot resume {escape(str(run_dir))}: {escape(str(exc))}", highlight=False)
+        return 2
+    config = with_checkpoints(config, point)
+    problems = preflight(config, source.read_text(encoding="utf-8") if source.exists() else "", source)
+    if problems:
+        console.print(f"[red]error:[/] run {escape(str(run_dir))} cannot go on ({len(problems)} problem(s)); "
+                      "nothing was started:\n  " + "\n  ".join(escape(p) for p in problems), highlight=False)
+        return 2
+    return resume_run(config, run_dir, point)
 
 
 if __name__ == "__main__":

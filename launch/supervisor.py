@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from launch.config import RunConfig
+from launch.resume import ResumePoint, set_aside
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -38,10 +39,15 @@ def make_run_dir(config: RunConfig, config_text: str) -> Path:
     run_dir.mkdir(parents=True)
     (run_dir / "config.toml").write_text(config_text, encoding="utf-8")
     (run_dir / "config.resolved.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    arena_spec = {"arena": config.arena.model_dump(), "seats": [a.model_dump() for a in config.agents],
-                  "mqtt": config.run.mqtt}
-    (run_dir / "arena.json").write_text(json.dumps(arena_spec, indent=2) + "\n", encoding="utf-8")
+    write_arena_spec(config, run_dir)
     return run_dir
+
+
+def write_arena_spec(config: RunConfig, run_dir: Path, first_episode: int = 0) -> None:
+    """RUN_DIR/arena.json, what the arena process reads (`python -m arena RUN_DIR`)."""
+    arena_spec = {"arena": config.arena.model_dump(), "seats": [a.model_dump() for a in config.agents],
+                  "mqtt": config.run.mqtt, "first_episode": first_episode}
+    (run_dir / "arena.json").write_text(json.dumps(arena_spec, indent=2) + "\n", encoding="utf-8")
 
 
 def wait_for_connection(run_dir: Path, arena: subprocess.Popen, timeout_s: float = 60.0) -> dict[str, Any]:
@@ -94,12 +100,19 @@ class Launch:
     run_dir: Path
     arena: subprocess.Popen | None = None
     agents: dict[str, subprocess.Popen] = field(default_factory=dict)
+    #: going on with a run that stopped early: logs are appended to, not started afresh
+    resumed: bool = False
     interrupted: bool = False
     failure: str | None = None
     failure_seen_at: float = 0.0
 
+    @property
+    def _log_mode(self) -> str:
+        return "ab" if self.resumed else "wb"
+
     def start_arena(self) -> dict[str, Any]:
-        out = open(self.run_dir / "arena.out", "wb")  # noqa: SIM115 - owned by the child
+        (self.run_dir / "connection.json").unlink(missing_ok=True)  # a stopped session's, naming a dead address
+        out = open(self.run_dir / "arena.out", self._log_mode)  # noqa: SIM115 - owned by the child
         self.arena = subprocess.Popen([sys.executable, "-m", "arena", str(self.run_dir)], stdout=out,
                                       stderr=subprocess.STDOUT, start_new_session=True)
         return wait_for_connection(self.run_dir, self.arena)
@@ -123,7 +136,7 @@ class Launch:
                 command += ["--resume", spec.resume]
             if self.config.run.mqtt:
                 command += ["--mqtt", self.config.run.mqtt]
-            out = open(logs / f"{spec.name}.log", "wb")  # noqa: SIM115 - owned by the child
+            out = open(logs / f"{spec.name}.log", self._log_mode)  # noqa: SIM115 - owned by the child
             self.agents[spec.name] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                                       start_new_session=True)
 
@@ -142,13 +155,17 @@ class Launch:
             self._read_progress(episodes_file, offset, progress, task)
 
     def _agent_failed(self) -> bool:
-        """An agent died: give the arena its heartbeat timeout to end the run and say why, then stop."""
+        """An agent died: give the arena its heartbeat timeout to end the run and say why, then stop. On a
+        run that takes seats back (reconnect_grace_s > 0) the arena holds the seat for the agent to rejoin
+        and ends the run itself when the grace runs out, so it alone decides."""
         dead = {name: p.returncode for name, p in self.agents.items() if p.poll() not in (None, 0)}
         if not dead:
             return False
         if self.failure is None:
             self.failure = "; ".join(f"agent '{n}' {describe_exit(code)}" for n, code in dead.items())
             self.failure_seen_at = time.monotonic()
+        if self.config.arena.reconnect_grace_s > 0:
+            return False
         return time.monotonic() - self.failure_seen_at > self.config.arena.heartbeat_timeout_s + 1.0
 
     @staticmethod
@@ -224,7 +241,22 @@ def launch_run(config: RunConfig, config_text: str) -> int:
     """Run everything; returns the exit code for `arena launch`."""
     run_dir = make_run_dir(config, config_text)
     console.print(f"run directory: {run_dir}")
-    job = Launch(config, run_dir)
+    return supervise(Launch(config, run_dir))
+
+
+def resume_run(config: RunConfig, run_dir: Path, point: ResumePoint) -> int:
+    """Go on with the run in `run_dir` from `point` (launch.resume), in the same directory: `config` is
+    the run's own, its learning seats resuming from `point.checkpoints`."""
+    aside = set_aside(config, run_dir, point)
+    write_arena_spec(config, run_dir, point.first_episode)
+    console.print(f"run directory: {run_dir}")
+    console.print(f"resuming at episode {point.first_episode} after {point.trained} training episode(s)"
+                  + (f"; what was recorded after it is kept in {aside}" if aside else ""), highlight=False)
+    return supervise(Launch(config, run_dir, resumed=True))
+
+
+def supervise(job: Launch) -> int:
+    """Start the arena and the agents of `job`, follow the run to its end and report it."""
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def on_interrupt(signum: int, frame: object) -> None:

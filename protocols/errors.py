@@ -15,6 +15,7 @@ class ErrorCode(str, Enum):
     INVALID_CONTENT = "invalid_content"  # fields missing or of the wrong type
     NOT_SEATED = "not_seated"  # a message other than hello from a connection without a seat
     SEAT_TAKEN = "seat_taken"  # the requested seat or name is already held
+    BAD_SEAT_TOKEN = "bad_seat_token"  # 1.4: rejoining a held seat without its token, or with a wrong one
     NO_SEAT = "no_seat"  # the requested seat does not exist, or the run has already started
     DISCLOSURE_REFUSED = "disclosure_refused"  # the agent needs information the run does not disclose
     CAPABILITY_REFUSED = "capability_refused"  # the agent asks for a capability the run does not allow

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-PROTOCOL_VERSION = "1.3"
+PROTOCOL_VERSION = "1.4"
 #: Capabilities an agent may declare in `hello`.
 CAPABILITIES = ("incentives", "messages")
 #: Information channels a run may disclose about other agents.
@@ -51,6 +51,8 @@ class Hello(Content):
     default_action: int | None = None
     #: 1.3: the routing id of the agent's heartbeat socket, which the arena then ties to the seat (SPEC §14)
     heartbeat_identity: str | None = Field(None, min_length=1, max_length=255)
+    #: 1.4: rejoin the seat `seat` that this token was given for in a `welcome` (SPEC §9.1)
+    seat_token: str | None = Field(None, min_length=1, max_length=128)
 
 
 class Deadlines(BaseModel):
@@ -90,6 +92,8 @@ class Welcome(Content):
     options: dict[str, Any] = {}
     #: 1.2: the game's no-op action (STAY), which `observe.actions` and `observe.played` carry at t = 0.
     noop_action: int | None = None
+    #: 1.4: on runs that take seats back (`reconnect_grace_s` > 0), the secret that rejoins this seat
+    seat_token: str | None = None
 
 
 class Lobby(Content):

@@ -1,0 +1,115 @@
+"""Seats taken back (`[arena] reconnect_grace_s`, protocol 1.4): an agent killed mid-run is restarted with
+its seat token and the run completes; a wrong or absent token is refused; a seat nobody rejoins within
+the grace ends the run naming it, its deadline policy covering the gap until then."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from launch.resume import record_count
+from tests.conftest import REPO, arena_command, read_jsonl
+
+pytestmark = pytest.mark.slow
+SLOW = "tests.faulty_agents:SlowDefector"  # 10 ms per step: the run is still going when its agent is killed
+
+
+def start_arena(run_dir: Path, **settings: Any) -> tuple[subprocess.Popen, str]:
+    run_dir.mkdir()
+    arena = {"game": "ipd", "batch_size": 4, "params": {"max_steps": 6}, "heartbeat_interval_s": 0.1,
+             "heartbeat_timeout_s": 1.0, **settings}
+    (run_dir / "arena.json").write_text(json.dumps({"arena": arena, "seats": [{"name": "a"}, {"name": "b"}]}))
+    arena = subprocess.Popen([sys.executable, "-m", "arena", str(run_dir)], cwd=REPO,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    connection = run_dir / "connection.json"
+    for _ in range(600):
+        if connection.exists() and connection.read_text().strip().endswith("}"):
+            break
+        time.sleep(0.05)
+    return arena, json.loads(connection.read_text())["address"]
+
+
+def agent(kind: str, address: str, seat: int, name: str, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(arena_command("agent", kind, "--connect", address, "--seat", str(seat), "--name", name,
+                                          *extra), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def wait_for(condition: Any, what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {timeout_s} s"
+        time.sleep(0.02)
+
+
+def test_a_killed_agent_restarted_with_its_seat_token_rejoins_and_the_run_completes(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    arena, address = start_arena(run_dir, episodes=12, deadline="wait", reconnect_grace_s=60.0)
+    out = tmp_path / "b"
+    processes = [agent("always-cooperate", address, 0, "a"), agent(SLOW, address, 1, "b", "--out", str(out))]
+    try:
+        wait_for(lambda: record_count(run_dir / "episodes.jsonl") >= 2, "second episode")
+        processes[1].kill()
+        processes[1].wait()
+        log = run_dir / "arena.log"
+        wait_for(lambda: "its seat is held 60 s for it to rejoin" in log.read_text(), "seat held")
+        token = (out / "seat.token").read_text()
+        assert len(token) == 32 and (out / "seat.token").stat().st_mode & 0o077 == 0
+
+        (tmp_path / "wrong.token").write_text("0" * 32)
+        for extra in (["--seat-token-file", str(tmp_path / "wrong.token")], []):
+            stranger = agent("always-defect", address, 1, "mallory", *extra)
+            output, _ = stranger.communicate(timeout=60)
+            assert stranger.returncode == 1, output
+            assert ("wrong seat token for seat 1 ('b')" if extra else
+                    "seat 1 ('b') is held for the agent it was given to") in output
+
+        processes.append(agent(SLOW, address, 1, "b", "--out", str(out), "--seat-token-file", str(out / "seat.token")))
+        assert arena.wait(timeout=120) == 0
+        output, _ = processes[-1].communicate(timeout=30)
+        assert processes[-1].returncode == 0, output
+        assert "rejoined its seat" in output
+    finally:
+        for process in [arena, *processes]:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "complete" and result["episodes"] == 12
+    assert [seat["rejoins"] for seat in result["seats"]] == [0, 1]
+    episodes = read_jsonl(run_dir / "episodes.jsonl")
+    assert [e["episode"] for e in episodes] == list(range(12))
+    # under 'wait' nothing was played for b while it was away: every episode is C against D throughout
+    assert all(e["returns"] == {"a": -18.0, "b": 0.0} for e in episodes)
+    text = (run_dir / "arena.log").read_text()
+    assert "agent 'b' (seat 1" in text and "rejoined its seat after" in text and token not in text
+
+
+def test_a_seat_nobody_rejoins_ends_the_run_after_the_grace_and_defaults_cover_the_gap(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    arena, address = start_arena(run_dir, episodes=100_000, deadline="default", reconnect_grace_s=3.0)
+    processes = [agent("always-cooperate", address, 0, "a"), agent(SLOW, address, 1, "b")]
+    try:
+        wait_for(lambda: record_count(run_dir / "episodes.jsonl") >= 2, "second episode")
+        processes[1].kill()
+        killed = time.monotonic()
+        assert arena.wait(timeout=120) == 3
+        assert time.monotonic() - killed < 1.0 + 3.0 + 15.0
+    finally:
+        for process in [arena, *processes]:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "aborted"
+    assert result["reason"].startswith("agent 'b' (seat 1, tests.faulty_agents:SlowDefector) sent nothing for")
+    assert "did not rejoin within reconnect_grace_s = 3 s" in result["reason"]
+    # while b was away the run went on: its default action (cooperate) was played, each step a miss
+    away = [e for e in read_jsonl(run_dir / "episodes.jsonl") if e["deadline_misses"]["b"] == 6]
+    assert away and all(e["returns"] == {"a": -6.0, "b": -6.0} for e in away)

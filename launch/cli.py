@@ -28,6 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--address", help="override [arena] address, e.g. tcp://0.0.0.0:5555")
     serve.add_argument("--out", help="override [run] out")
     serve.add_argument("--mqtt", help="publish telemetry to mqtt://HOST[:PORT][/PREFIX] (overrides [run] mqtt)")
+    sweep = commands.add_parser("sweep", help="run a sweep or tournament of runs on Ray (local, or a cluster)")
+    sweep.add_argument("config", type=Path, help="sweep file (TOML), e.g. examples/sweep_ipd.toml")
+    sweep.add_argument("--address", help="Ray cluster to use: ray://HOST:10001 or auto (default: a local Ray "
+                       "started for this sweep)")
+    sweep.add_argument("--concurrency", type=int, help="cells at once (overrides [sweep] concurrency)")
+    sweep.add_argument("--episodes", type=int, help="override every cell's [arena] episodes")
+    sweep.add_argument("--out", help="override [sweep] out (parent of the sweep directory)")
     check = commands.add_parser("check", help="check a run config and every seat in it, starting nothing")
     check.add_argument("config", type=Path)
     build_agent_parser(commands.add_parser("agent", help="run one agent and join an arena"))
@@ -49,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         from launch.watch import main as watch_main
 
         return watch_main(args.url, args.run, args.until_done, args.frames)
+    if args.command == "sweep":
+        return _sweep(args)
     if args.command == "plot":
         from launch.plot import main as plot_main  # imported here so other commands don't load matplotlib
 
@@ -81,6 +90,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "launch":
         return launch_run(config, text)
     return serve_run(config, text)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from launch.sweep import SweepError, run_sweep  # imported here so other commands don't load Ray's helpers
+
+    try:
+        return run_sweep(args.config, args.address, args.concurrency, args.episodes, args.out,
+                         echo=lambda line: console.print(escape(line), highlight=False))
+    except (ConfigError, SweepError) as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        return 2
 
 
 if __name__ == "__main__":

@@ -238,7 +238,8 @@ def expand(config: SweepConfig, text: str, path: Path) -> list[Cell]:
                          f"seats; use 1..{n_seats - 1}")
     for index, pairing in enumerate(config.pairings):
         if len(pairing.seats) != n_seats:
-            raise SweepError(f"{path}: pairing '{pairing.name}' (the [[pairings]] table number {index + 1}) fills "
+            line = line_of(text, ("pairings", index, "kinds" if pairing.kinds else "seats"))
+            raise SweepError(f"{path}:{line}: pairing '{pairing.name}' fills "
                              f"{len(pairing.seats)} seats but the base run {base_path.name} has {n_seats}; give one "
                              "kind per seat")
     cells: list[Cell] = []

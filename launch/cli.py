@@ -13,6 +13,7 @@ from agents.cli import run_agent
 from launch.config import ConfigError, load_config
 from launch.preflight import preflight
 from launch.supervisor import console, launch_run, serve_run
+from protocols.curve import make_key_pair
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--concurrency", type=int, help="cells at once (overrides [sweep] concurrency)")
     sweep.add_argument("--episodes", type=int, help="override every cell's [arena] episodes")
     sweep.add_argument("--out", help="override [sweep] out (parent of the sweep directory)")
+    keys = commands.add_parser("keys", help="make CURVE key pairs for joining CURVE runs across hosts")
+    keys.add_argument("directory", type=Path, help="where to write NAME.key (public) and NAME.key_secret")
+    keys.add_argument("names", nargs="+", help="one key pair per name, e.g. your seat's name")
     check = commands.add_parser("check", help="check a run config and every seat in it, starting nothing")
     check.add_argument("config", type=Path)
     build_agent_parser(commands.add_parser("agent", help="run one agent and join an arena"))
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         return watch_main(args.url, args.run, args.until_done, args.frames)
     if args.command == "sweep":
         return _sweep(args)
+    if args.command == "keys":
+        return _keys(args)
     if args.command == "plot":
         from launch.plot import main as plot_main  # imported here so other commands don't load matplotlib
 
@@ -90,6 +96,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "launch":
         return launch_run(config, text)
     return serve_run(config, text)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    """Write one key pair per name and say what to do with each half."""
+    for name in args.names:
+        public, secret = make_key_pair(args.directory, name)
+        where = escape(str(secret))
+        console.print(f"{escape(name)}: public key [bold]{public}[/] (in {escape(str(secret.with_suffix('.key')))}: "
+                      "give it to the arena's operator for the seat's client_key); secret key in "
+                      f"{where} (keep it on this host: arena agent ... --client-key {where})", highlight=False)
+    return 0
 
 
 def _sweep(args: argparse.Namespace) -> int:

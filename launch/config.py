@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from arena.games import GAMES, game_class
 from arena.settings import ArenaSettings, SeatSpec
@@ -41,6 +41,18 @@ class RunConfig(BaseModel):
     run: RunSection = Field(default_factory=RunSection)
     arena: ArenaSettings = Field(default_factory=ArenaSettings)
     agents: list[SeatSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _client_keys_need_curve(self) -> RunConfig:
+        for index, seat in enumerate(self.agents):
+            if seat.client_key is not None and not self.arena.curve:
+                raise ValueError(f"seat {index} '{seat.name}' has a client_key but the run does not use CURVE: "
+                                 "set [arena] curve = true, or remove client_key")
+            if seat.client_key is not None and not seat.external:
+                raise ValueError(f"seat {index} '{seat.name}' has a client_key, so its secret key is on its owner's "
+                                 "host: set external = true and join it from there with `arena agent "
+                                 "--client-key NAME.key_secret`, or remove client_key to have the arena issue one")
+        return self
 
 
 class ConfigError(ValueError):

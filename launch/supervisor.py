@@ -77,10 +77,16 @@ def describe_exit(code: int | None) -> str:
 
 
 def join_command(kind: str, address: str, seat: int, name: str, connection_file: Path, signed: bool,
-                 options: dict[str, Any] | None = None, mqtt: str | None = None) -> str:
+                 options: dict[str, Any] | None = None, mqtt: str | None = None, server_key: str | None = None
+                 ) -> str:
     """The command that joins seat `seat`; the seat's options go along, since some decide the hello
-    (a human seat's `pay`), and so does the run's telemetry address."""
+    (a human seat's `pay`), and so does the run's telemetry address. In a CURVE run it names the arena's
+    public key and the seat's secret key file (issued in RUN_DIR/keys, or its owner's own)."""
     target = f"--connection-file {connection_file}" if signed else f"--connect {address}"
+    if server_key is not None:
+        issued = connection_file.parent / "keys" / f"{name}.key_secret"
+        key_file = issued if issued.exists() else f"{name}.key_secret"
+        target += f" --server-key {shlex.quote(server_key)} --client-key {key_file}"
     extra = f" --options {shlex.quote(json.dumps(options))}" if options else ""
     extra += f" --mqtt {shlex.quote(mqtt)}" if mqtt else ""
     return f"arena agent {kind} {target} --seat {seat} --name {name}{extra}"
@@ -111,7 +117,7 @@ class Launch:
             if spec.external:
                 command = join_command(spec.kind, connection["address"], seat, spec.name,
                                        self.run_dir / "connection.json", bool(connection.get("key")), spec.options,
-                                       self.config.run.mqtt)
+                                       self.config.run.mqtt, connection.get("curve_server_key"))
                 console.print(f"[yellow]waiting for external seat {seat} '{spec.name}'[/]: join with\n"
                               f"  {escape(command)}")
                 continue
@@ -121,6 +127,8 @@ class Launch:
                        "--checkpoint-every", str(self.config.run.checkpoint_every)]
             if spec.resume:
                 command += ["--resume", spec.resume]
+            if connection.get("curve_server_key"):
+                command += ["--client-key", str(self.run_dir / "keys" / f"{spec.name}.key_secret")]
             if self.config.run.mqtt:
                 command += ["--mqtt", self.config.run.mqtt]
             out = open(logs / f"{spec.name}.log", "wb")  # noqa: SIM115 - owned by the child
@@ -333,7 +341,7 @@ def serve_run(config: RunConfig, config_text: str) -> int:
         console.print(f"arena listening on [bold]{arena.address}[/] (run directory {run_dir}); join with:")
         for seat, spec in enumerate(config.agents):
             command = join_command(spec.kind, arena.address, seat, spec.name, run_dir / "connection.json", signed,
-                                   spec.options, config.run.mqtt)
+                                   spec.options, config.run.mqtt, arena.curve[0].decode() if arena.curve else None)
             console.print(f"  {escape(command)}")
 
     async def serve() -> int:

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--out", help="override [run] out")
     serve.add_argument("--mqtt", help="publish telemetry to mqtt://HOST[:PORT][/PREFIX] (overrides [run] mqtt)")
     sweep = commands.add_parser("sweep", help="run a sweep or tournament of runs on Ray (local, or a cluster)")
-    sweep.add_argument("config", type=Path, help="sweep file (TOML), e.g. examples/sweep_ipd.toml")
+    sweep.add_argument("config", type=Path, help="sweep file (TOML), e.g. examples/sweeps/ipd.toml")
     sweep.add_argument("--address", help="Ray cluster to use: ray://HOST:10001 or auto (default: a local Ray "
                        "started for this sweep)")
     sweep.add_argument("--concurrency", type=int, help="cells at once (overrides [sweep] concurrency)")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from arena.games import GAMES, game_class
 from arena.settings import ArenaSettings, SeatSpec
@@ -41,18 +41,6 @@ class RunConfig(BaseModel):
     run: RunSection = Field(default_factory=RunSection)
     arena: ArenaSettings = Field(default_factory=ArenaSettings)
     agents: list[SeatSpec] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _client_keys_need_curve(self) -> RunConfig:
-        for index, seat in enumerate(self.agents):
-            if seat.client_key is not None and not self.arena.curve:
-                raise ValueError(f"seat {index} '{seat.name}' has a client_key but the run does not use CURVE: "
-                                 "set [arena] curve = true, or remove client_key")
-            if seat.client_key is not None and not seat.external:
-                raise ValueError(f"seat {index} '{seat.name}' has a client_key, so its secret key is on its owner's "
-                                 "host: set external = true and join it from there with `arena agent "
-                                 "--client-key NAME.key_secret`, or remove client_key to have the arena issue one")
-        return self
 
 
 class ConfigError(ValueError):
@@ -141,7 +129,22 @@ def load_config(path: str | Path) -> RunConfig:
     """Read and validate a run config; raises ConfigError naming every problem and its line."""
     config, text = load_toml(path, RunConfig)
     check_game(config, text, Path(path))
+    check_client_keys(config, text, Path(path))
     return config
+
+
+def check_client_keys(config: RunConfig, text: str, path: Path) -> None:
+    """A seat's own CURVE key needs a CURVE run, and a seat joined from its owner's host (who holds the secret)."""
+    for index, seat in enumerate(config.agents):
+        if seat.client_key is None:
+            continue
+        where = f"{path}:{line_of(text, ('agents', index, 'client_key'))}: seat {index} '{seat.name}' has a client_key"
+        if not config.arena.curve:
+            raise ConfigError(f"{where} but the run does not use CURVE: set [arena] curve = true, or remove client_key")
+        if not seat.external:
+            raise ConfigError(f"{where}, so its secret key is on its owner's host: set external = true and join it "
+                              "from there with `arena agent ... --client-key NAME.key_secret`, or remove client_key "
+                              "to have the arena issue a key pair")
 
 
 def check_game(config: RunConfig, text: str, path: Path) -> None:

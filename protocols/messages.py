@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-PROTOCOL_VERSION = "1.3"
+PROTOCOL_VERSION = "1.4"
 #: Capabilities an agent may declare in `hello`.
 CAPABILITIES = ("incentives", "messages")
 #: Information channels a run may disclose about other agents.

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from launch.sweep import SweepConfig, SweepError, assign_devices, expand, load_toml, mean_se
-from tests.conftest import REPO, arena_command, read_jsonl, write_config
+from tests.conftest import REPO, arena_command, launch, read_jsonl, write_config
 
 IPD = {"game": "ipd", "episodes": 3, "batch_size": 8, "disclose": ["actions"], "params": {"max_steps": 10}}
 
@@ -134,3 +134,31 @@ def test_a_learner_runs_unchanged_on_the_gpu_a_sweep_deals_it(tmp_path: Path) ->
     record = read_jsonl(tmp_path / "out" / "s" / "sweep.jsonl")[0]
     assert record["status"] == "complete" and record["devices"] == ["cuda:0", "cuda:0"]
     assert 'device = "cuda:0"' in (Path(record["run_dir"]) / "config.toml").read_text()
+
+
+@pytest.mark.slow
+def test_tournament_plays_every_population_against_every_other_with_checkpoints_as_background(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    trained = launch(write_config(tmp_path / "train.toml", {**IPD, "episodes": 2},
+                                  [{"name": "alice", "kind": "pg"}, {"name": "bob", "kind": "always-defect"}]))
+    assert trained.code == 0, trained.output
+    checkpoint = trained.run_dir / "agents" / "alice" / "checkpoints" / "final.pt"
+    assert checkpoint.exists()
+    path = write_sweep(tmp_path, '\n[tournament]\nfocal_seats = 1\n\n[[tournament.populations]]\nname = "pg"\n'
+                       'kind = "pg"\ncheckpoints = ["runs/*/agents/alice/checkpoints/final.pt"]\n\n'
+                       '[[tournament.populations]]\nname = "alld"\nkind = "always-defect"\n')
+    done = sweep(path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    sweep_dir = tmp_path / "out" / "s"
+    records = read_jsonl(sweep_dir / "sweep.jsonl")
+    assert sorted((r["focal"], r["background"]) for r in records) == [
+        ("alld", "alld"), ("alld", "pg"), ("pg", "alld"), ("pg", "pg")]
+    for record in records:
+        config = (Path(record["run_dir"]) / "config.toml").read_text()
+        assert ('resume = "' + str(checkpoint) + '"' in config) == ("pg" in (record["focal"], record["background"]))
+    alld = next(r for r in records if r["focal"] == r["background"] == "alld")
+    assert alld["means"]["returns"] == {"focal0": -20.0, "background1": -20.0}  # DD for 10 steps
+    crossplay = (sweep_dir / "crossplay.md").read_text()
+    assert "| focal \\ background | pg | alld |" in crossplay
+    assert re.search(r"\| alld \| -?\d+\.\d{3} \| -20\.000 \|", crossplay), crossplay
+    assert (sweep_dir / "crossplay.png").read_bytes()[:4] == b"\x89PNG"

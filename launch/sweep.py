@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -293,15 +294,15 @@ def run_cell(config_text: str, config_path: str, cwd: str, timeout_s: float) -> 
     path.write_text(config_text, encoding="utf-8")
     started = time.monotonic()
     record: dict[str, Any] = {"node": socket.gethostname()}
+    launcher = subprocess.Popen([sys.executable, "-m", "launch.cli", "launch", str(path)], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, cwd=cwd if os.path.isdir(cwd) else None)
     try:
-        done = subprocess.run([sys.executable, "-m", "launch.cli", "launch", str(path)], capture_output=True,
-                              text=True, timeout=timeout_s, cwd=cwd if os.path.isdir(cwd) else None)
-    except subprocess.TimeoutExpired as exc:
-        output = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        output, code = launcher.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        launcher.send_signal(signal.SIGINT)  # the launcher stops its arena and agents as on Ctrl-C
+        output, _ = launcher.communicate()
         record.update(status="failed", error=f"still running after {timeout_s:.0f} s ([sweep] timeout_s)")
         code = None
-    else:
-        output, code = done.stdout + done.stderr, done.returncode
     record["wall_s"] = round(time.monotonic() - started, 3)
     run_dir = run_dir_of(output)
     record["run_dir"] = str(run_dir) if run_dir else None

@@ -297,7 +297,8 @@ def run_cell(config_text: str, config_path: str, cwd: str, timeout_s: float) -> 
     launcher = subprocess.Popen([sys.executable, "-m", "launch.cli", "launch", str(path)], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, cwd=cwd if os.path.isdir(cwd) else None)
     try:
-        output, code = launcher.communicate(timeout=timeout_s)
+        output, _ = launcher.communicate(timeout=timeout_s)
+        code = launcher.returncode
     except subprocess.TimeoutExpired:
         launcher.send_signal(signal.SIGINT)  # the launcher stops its arena and agents as on Ctrl-C
         output, _ = launcher.communicate()

@@ -12,6 +12,7 @@ from pathlib import Path
 from agents.preflight import check_seat
 from agents.registry import available_kinds, load_algorithm
 from agents.runtime import AgentError, AgentRuntime
+from protocols.curve import ClientKeys, check_public_key, read_secret_file
 from protocols.memory import keep_freed_memory
 from protocols.telemetry import MqttTarget
 
@@ -33,19 +34,29 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--seat-token-file", type=Path, help="rejoin the seat --seat that this agent held, with the "
                         "token its welcome carried (written to OUT/seat.token); runs with reconnect_grace_s > 0")
     parser.add_argument("--mqtt", help="publish presence and learner metrics to mqtt://HOST[:PORT][/PREFIX]")
+    parser.add_argument("--client-key", type=Path, help="CURVE runs: this seat's secret key file (NAME.key_secret, "
+                        "from `arena keys` or issued in the run's keys/ directory)")
+    parser.add_argument("--server-key", help="CURVE runs joined with --connect: the arena's public key (Z85; the "
+                        "connection file's curve_server_key)")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
 
 def run_agent(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format=f"%(asctime)s {args.name or args.kind}: %(message)s")
-    address, key = args.connect, None
+    address, key, server_key = args.connect, None, args.server_key
     if args.connection_file is not None:
         info = json.loads(args.connection_file.read_text(encoding="utf-8"))
         address = address or info["address"]
         key = info["key"].encode() if info.get("key") else None
+        server_key = server_key or info.get("curve_server_key")
     if not address:
         print("arena agent: give --connect ADDR or --connection-file FILE", file=sys.stderr)
+        return 2
+    try:
+        curve = curve_keys(server_key, args.client_key)
+    except ValueError as exc:
+        print(f"arena agent: {exc}", file=sys.stderr)
         return 2
     try:
         options = json.loads(args.options)
@@ -83,7 +94,7 @@ def run_agent(args: argparse.Namespace) -> int:
     runtime = AgentRuntime(algorithm, address, name=args.name or args.kind, implementation=args.kind,
                            seat=args.seat, key=key, device=args.device, seed=args.seed, options=options,
                            out_dir=args.out, checkpoint_every=args.checkpoint_every, resume=args.resume,
-                           mqtt=args.mqtt, seat_token=seat_token)
+                           mqtt=args.mqtt, seat_token=seat_token, curve=curve)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return algorithm.host(runtime.run, runtime.request_stop)
@@ -92,6 +103,20 @@ def run_agent(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def curve_keys(server_key: str | None, client_key: Path | None) -> ClientKeys | None:
+    """The CURVE keys to join with, or None for a run without CURVE; raises ValueError saying what is missing."""
+    if server_key is None and client_key is None:
+        return None
+    if client_key is None:
+        raise ValueError("this run uses CURVE: give --client-key NAME.key_secret, the secret key file of your "
+                         "seat (launched seats: RUN_DIR/keys/NAME.key_secret; your own: made by `arena keys`)")
+    if server_key is None:
+        raise ValueError("--client-key needs the arena's public key: give --connection-file (curve_server_key) "
+                         "or --server-key")
+    public, secret = read_secret_file(client_key)
+    return ClientKeys(check_public_key(server_key).encode(), public, secret)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -20,10 +20,12 @@ from typing import Any
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from agents.algorithm import Algorithm, RunFacts, SeatInfo, StepView, Trajectory
 from agents.preflight import option_problems, run_problems
 from protocols.codec import Codec, Message
+from protocols.curve import ClientKeys
 from protocols.errors import ProtocolError
 from protocols.messages import Bye, EpisodeEnd, Heartbeat, Hello, Observe, Pay, PayRequest, Ready, Welcome
 from protocols.spaces import layout_of, space_from_description
@@ -33,6 +35,9 @@ from protocols.transport import recv_frames, send_frames
 log = logging.getLogger("agent")
 #: where an agent with an out directory keeps the token that rejoins its seat (`--seat-token-file`)
 SEAT_TOKEN_FILE = "seat.token"
+#: what the main socket's monitor reports in a CURVE run: how the handshake ended
+HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_SUCCEEDED)
 
 
 def checkpoint_path(out_dir: Path, trained: int | None) -> Path:
@@ -48,12 +53,15 @@ class AgentError(RuntimeError):
 class Heartbeats(threading.Thread):
     """Sends a heartbeat every interval and notices when the arena stops answering."""
 
-    def __init__(self, context: zmq.Context, address: str, session: str, key: bytes | None, identity: bytes) -> None:
+    def __init__(self, context: zmq.Context, address: str, session: str, key: bytes | None, identity: bytes,
+                 curve: ClientKeys | None = None) -> None:
         super().__init__(daemon=True, name="heartbeats")
         self.identity = identity  # declared in hello, so the arena ties this socket to the seat (SPEC §14)
         self.socket = context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.IDENTITY, identity)
+        if curve is not None:
+            curve.apply(self.socket)
         self.socket.connect(address)
         self.codec = Codec(session=session, key=key)
         self.interval = 0.5
@@ -160,7 +168,7 @@ class AgentRuntime:
                  seat: int | None = None, key: bytes | None = None, device: str = "cpu",
                  seed: int | None = None, options: dict[str, Any] | None = None, out_dir: Path | None = None,
                  checkpoint_every: int = 0, resume: Path | None = None, connect_timeout_s: float = 30.0,
-                 mqtt: str | None = None, seat_token: str | None = None) -> None:
+                 mqtt: str | None = None, seat_token: str | None = None, curve: ClientKeys | None = None) -> None:
         self.algorithm = algorithm
         self.address = address
         self.name = name
@@ -180,11 +188,16 @@ class AgentRuntime:
         self.socket.setsockopt(zmq.LINGER, 1000)
         routing_id = f"{name}-{uuid.uuid4().hex[:8]}"
         self.socket.setsockopt(zmq.IDENTITY, routing_id.encode())
+        #: CURVE runs: the handshake's outcome, so a refused key is reported instead of waited out
+        self.monitor: zmq.Socket | None = None
+        if curve is not None:
+            curve.apply(self.socket)
+            self.monitor = self.socket.get_monitor_socket(HANDSHAKE_EVENTS)
         self.poller = zmq.Poller()  # one for the run: `socket.poll` builds and registers a new one per call
         self.poller.register(self.socket, zmq.POLLIN)
         self.codec = Codec(key=key)
         self.heartbeats = Heartbeats(self.context, address, self.codec.session, key,
-                                     f"{routing_id}-hb-{uuid.uuid4().hex[:8]}".encode())
+                                     f"{routing_id}-hb-{uuid.uuid4().hex[:8]}".encode(), curve)
         self.buffer = TrajectoryBuffer()
         self.info: SeatInfo | None = None
         self._view: StepView | None = None
@@ -213,6 +226,8 @@ class AgentRuntime:
                     continue
             if self._stop_reason is not None:
                 raise AgentError(self._stop_reason)
+            if self.monitor is not None and self.info is None:
+                self._check_handshake()
             waited += 0.25
             if timeout_s is not None and waited >= timeout_s:
                 raise AgentError(f"no answer from the arena at {self.address} within {timeout_s:.0f} s: is it "
@@ -222,6 +237,20 @@ class AgentRuntime:
                 self._arena_ended = True
                 raise AgentError(f"the arena at {self.address} stopped answering heartbeats for "
                                  f"{self.heartbeats.arena_silent_for():.1f} s")
+
+    def _check_handshake(self) -> None:
+        """Raise if the arena refused this agent's CURVE handshake (its key, or the arena's key it used)."""
+        while self.monitor.poll(0):
+            event = recv_monitor_message(self.monitor)
+            if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                raise AgentError(f"the arena at {self.address} refused this agent's CURVE client key (ZAP status "
+                                 f"{event['value']}): it was issued for no seat of this run. Join with the key file "
+                                 "issued for your seat (--client-key NAME.key_secret), or send your public key "
+                                 "(NAME.key) to the arena's operator for that seat's client_key")
+            if event["event"] in (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL):
+                raise AgentError(f"the CURVE handshake with {self.address} failed: the arena's public key this "
+                                 "agent used is not the run's (take curve_server_key from the run's "
+                                 "connection.json), or the arena does not use CURVE")
 
     def _start_telemetry(self, run_id: str, seat_name: str) -> None:
         """Presence (retained, with a last will so a dead process shows as gone) and metrics topics."""
@@ -261,6 +290,9 @@ class AgentRuntime:
         finally:
             self.heartbeats.stop()
             self.algorithm.close()
+            if self.monitor is not None:
+                self.socket.disable_monitor()
+                self.monitor.close(0)
             self.socket.close()
             self.heartbeats.join(timeout=2)
             self.context.term()

@@ -28,6 +28,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
 
 from arena.games import make_game
 from arena.guard import StrangerGate
@@ -36,6 +37,7 @@ from arena.rundir import RunWriter
 from arena.settings import ArenaSettings, SeatSpec
 from arena.spectators import Spectators
 from protocols.codec import Codec, Message
+from protocols.curve import make_key_pair
 from protocols.errors import ErrorCode, ProtocolError
 from protocols.messages import (
     DISCLOSURES,
@@ -172,6 +174,10 @@ class Arena:
         self.run_id = f"{run_dir.name}-{uuid.uuid4().hex[:8]}"
         self.key = secrets.token_hex(32).encode() if settings.sign else None
         self.codec = Codec(session=self.run_id, key=self.key)
+        #: CURVE (SPEC §21): the arena's key pair for this run, and the one client key each seat takes
+        self.curve = zmq.curve_keypair() if settings.curve else None
+        self.client_keys = [self._client_key(spec) for spec in seats] if settings.curve else []
+        self._key_of: dict[bytes, str] = {}
         telemetry = None
         if mqtt is not None:
             target = MqttTarget.parse(mqtt)
@@ -198,11 +204,36 @@ class Arena:
         self.episodes_done = first_episode
         self.trained = settings.schedule()[:first_episode].count(False)
 
+    def _client_key(self, spec: SeatSpec) -> str:
+        """The seat's own public key, or a pair issued now: the secret goes to `RUN_DIR/keys/NAME.key_secret`
+        (mode 0600) for the launcher to hand to the agent it starts."""
+        if spec.client_key is not None:
+            return spec.client_key
+        return make_key_pair(self.run_dir / "keys", spec.name)[0]
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        """The ZAP check (pyzmq's authenticator thread calls its credentials provider): only keys issued
+        for a seat get through the handshake."""
+        if key.decode() in self.client_keys:
+            return True
+        log.warning("refused a CURVE connection: its client key %s was issued for no seat of this run",
+                    key.decode())
+        return False
+
+    def _make_curve_server(self, context: zmq.Context) -> ThreadAuthenticator:
+        authenticator = ThreadAuthenticator(context, log=logging.getLogger("arena.zap"))
+        authenticator.start()
+        authenticator.configure_curve_callback("*", credentials_provider=self)
+        self.sock.curve_server = True
+        self.sock.curve_publickey, self.sock.curve_secretkey = self.curve
+        return authenticator
+
     # ------------------------------------------------------------------ lifecycle
     async def serve(self, on_bound: Any = None) -> int:
         """Bind, seat the agents, play every episode, say goodbye. Returns a process exit code."""
         context = zmq.Context()
         self.sock = context.socket(zmq.ROUTER)
+        authenticator = self._make_curve_server(context) if self.curve else None
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.sock.setsockopt(zmq.LINGER, 1000)
         # One peer cannot balloon the arena: a frame above the largest an agent needs disconnects it, and
@@ -213,6 +244,8 @@ class Arena:
             self.sock.bind(self.settings.address)
         except zmq.ZMQError as err:
             self.sock.close(0)
+            if authenticator is not None:
+                authenticator.stop()
             context.term()
             taken = " is already in use (another arena or program listens there)" if err.errno == zmq.EADDRINUSE \
                 else f" cannot be bound: {err.strerror}"
@@ -220,7 +253,7 @@ class Arena:
                             'address = "tcp://127.0.0.1:*" picks a free port, or `arena serve --address '
                             'tcp://HOST:PORT`') from None
         self.address = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.spectators = Spectators(context, self.address, self.run_id)
+        self.spectators = Spectators(context, self.address, self.run_id, self.curve)
         self.writer.spectators = self.spectators
         self._write_connection_file()
         log.info("arena %s listening on %s for %d seats", self.run_id, self.address, len(self.seats))
@@ -265,6 +298,8 @@ class Arena:
         self.writer.finish(status, reason, self.episodes_done, self._seat_report(), self.first_episode)
         self.spectators.close()
         self.sock.close()
+        if authenticator is not None:
+            authenticator.stop()
         context.term()
         return code
 
@@ -279,7 +314,9 @@ class Arena:
         info = {"address": self.address, "events": self.spectators.address, "run_id": self.run_id, "protocol": "1",
                 "signature_scheme": "hmac-sha256" if self.key else None,
                 "key": self.key.decode() if self.key else None,
-                "seats": [s.spec.name for s in self.seats]}
+                "seats": [s.spec.name for s in self.seats],
+                "curve_server_key": self.curve[0].decode() if self.curve else None,
+                "curve_client_keys": self.client_keys or None}
         path = self.run_dir / "connection.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -337,7 +374,7 @@ class Arena:
             for _ in range(DRAIN_BATCH):
                 if not readable(self.sock):
                     return
-                frames = recv_frames(self.sock, NOBLOCK)
+                frames = self._recv_with_key() if self.curve else recv_frames(self.sock, NOBLOCK)
                 try:
                     self._handle(frames[0], frames[1:])
                 except Exception:
@@ -349,6 +386,15 @@ class Arena:
             asyncio.get_running_loop().call_soon(self._drain)
         finally:
             self._draining = False
+
+    def _recv_with_key(self) -> list[bytes]:
+        """Receive one message and note which client key its connection authenticated with (the ZAP
+        User-Id, pyzmq's default: the key's Z85 text), for the seat check in `hello`."""
+        parts = self.sock.recv_multipart(NOBLOCK, copy=False)
+        identity = parts[0].bytes
+        if identity not in self._key_of and len(parts) > 1:
+            self._key_of[identity] = parts[1].get("User-Id")
+        return [part.bytes for part in parts]
 
     def _handle(self, identity: bytes, frames: list[bytes]) -> None:
         seat = self._seat_of.get(identity)
@@ -550,8 +596,17 @@ class Arena:
             seat = self.seats[hello.seat]
         else:
             named = [s for s in self.seats if s.spec.name == hello.name]
+            if not named and self.curve:  # the key says which seat it was issued for
+                named = [s for s in self.seats if self.client_keys[s.index] == self._key_of.get(identity)]
             free = [s for s in self.seats if not s.seated]
             seat = named[0] if named else (free[0] if free else self.seats[0])
+        if self.curve and self._key_of.get(identity) != self.client_keys[seat.index]:
+            holder = next((s for s in self.seats if self.client_keys[s.index] == self._key_of.get(identity)), None)
+            whose = f"seat {holder.index}'s ('{holder.spec.name}')" if holder else "not issued for any seat"
+            raise ProtocolError(ErrorCode.WRONG_KEY, f"seat {seat.index} ('{seat.spec.name}') takes only the CURVE "
+                                f"client key issued for it; this connection's key is {whose}", field="seat",
+                                fatal=True, hint="join with that seat's key file (--client-key NAME.key_secret), "
+                                "or ask for the seat your key was issued for")
         if seat.seated:
             raise ProtocolError(ErrorCode.SEAT_TAKEN, f"seat {seat.index} ('{seat.spec.name}') is already "
                                 f"held by '{seat.name}'", field="seat", fatal=True,

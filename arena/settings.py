@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from protocols.curve import check_public_key
 from protocols.messages import DISCLOSURES
 
 DeadlinePolicy = Literal["wait", "default", "abort"]
@@ -22,6 +23,13 @@ class SeatSpec(BaseModel):
     deadline: DeadlinePolicy | None = Field(None, description="overrides [arena] deadline for this seat")
     device: str = Field("cpu", description="torch device for the agent process: cpu or cuda[:k]")
     resume: str | None = Field(None, description="checkpoint the agent restores before its first episode")
+    client_key: str | None = Field(None, description="with [arena] curve: the CURVE public key (Z85) this seat "
+                                   "takes, made by its owner with `arena keys`; unset: the arena issues a pair")
+
+    @field_validator("client_key")
+    @classmethod
+    def _public_key(cls, key: str | None) -> str | None:
+        return key if key is None else check_public_key(key)
 
 
 class ArenaSettings(BaseModel):
@@ -53,6 +61,8 @@ class ArenaSettings(BaseModel):
                                      "held for its agent to rejoin with its seat token; 0 = lost means the run ends")
     address: str = Field("tcp://127.0.0.1:*", description="where the arena binds; * picks a free port")
     sign: bool = Field(False, description="require HMAC-SHA256 signatures (key in the connection file)")
+    curve: bool = Field(False, description="encrypt and authenticate every connection with CURVE (SPEC §21): "
+                        "each seat takes only its own client key")
 
     def schedule(self) -> list[bool]:
         """Whether each episode the arena plays is an evaluation episode, in order of play."""

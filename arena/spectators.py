@@ -26,8 +26,12 @@ def events_address(router_address: str) -> str:
 class Spectators:
     """Publishes status, episode records and (on request) frames to whoever subscribes."""
 
-    def __init__(self, context: zmq.Context, router_address: str, run_id: str) -> None:
+    def __init__(self, context: zmq.Context, router_address: str, run_id: str,
+                 curve: tuple[bytes, bytes] | None = None) -> None:
         self.socket = context.socket(zmq.XPUB)
+        if curve is not None:  # a CURVE run's stream is as private as its seats: the same keys get in
+            self.socket.curve_server = True
+            self.socket.curve_publickey, self.socket.curve_secretkey = curve
         self.socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription, so every newcomer gets a welcome
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.SNDHWM, 1000)  # a slow spectator loses messages; the run never waits

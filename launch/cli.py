@@ -14,6 +14,7 @@ from launch.config import ConfigError, RunConfig, load_config
 from launch.preflight import preflight
 from launch.resume import plan_resume, with_checkpoints
 from launch.supervisor import console, launch_run, resume_run, serve_run
+from protocols.curve import make_key_pair
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--address", help="override [arena] address, e.g. tcp://0.0.0.0:5555")
     serve.add_argument("--out", help="override [run] out")
     serve.add_argument("--mqtt", help="publish telemetry to mqtt://HOST[:PORT][/PREFIX] (overrides [run] mqtt)")
+    sweep = commands.add_parser("sweep", help="run a sweep or tournament of runs on Ray (local, or a cluster)")
+    sweep.add_argument("config", type=Path, help="sweep file (TOML), e.g. examples/sweeps/ipd.toml")
+    sweep.add_argument("--address", help="Ray cluster to use: ray://HOST:10001 or auto (default: a local Ray "
+                       "started for this sweep)")
+    sweep.add_argument("--concurrency", type=int, help="cells at once (overrides [sweep] concurrency)")
+    sweep.add_argument("--episodes", type=int, help="override every cell's [arena] episodes")
+    sweep.add_argument("--out", help="override [sweep] out (parent of the sweep directory)")
+    keys = commands.add_parser("keys", help="make CURVE key pairs for joining CURVE runs across hosts")
+    keys.add_argument("directory", type=Path, help="where to write NAME.key (public) and NAME.key_secret")
+    keys.add_argument("names", nargs="+", help="one key pair per name, e.g. your seat's name")
     check = commands.add_parser("check", help="check a run config and every seat in it, starting nothing")
     check.add_argument("config", type=Path)
     build_agent_parser(commands.add_parser("agent", help="run one agent and join an arena"))
@@ -52,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         from launch.watch import main as watch_main
 
         return watch_main(args.url, args.run, args.until_done, args.frames)
+    if args.command == "sweep":
+        return _sweep(args)
+    if args.command == "keys":
+        return _keys(args)
     if args.command == "plot":
         from launch.plot import main as plot_main  # imported here so other commands don't load matplotlib
 
@@ -113,6 +128,28 @@ def resume(args: argparse.Namespace) -> int:
                       "nothing was started:\n  " + "\n  ".join(escape(p) for p in problems), highlight=False)
         return 2
     return resume_run(config, run_dir, point)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    """Write one key pair per name and say what to do with each half."""
+    for name in args.names:
+        public, secret = make_key_pair(args.directory, name)
+        where = escape(str(secret))
+        console.print(f"{escape(name)}: public key [bold]{public}[/] (in {escape(str(secret.with_suffix('.key')))}: "
+                      "give it to the arena's operator for the seat's client_key); secret key in "
+                      f"{where} (keep it on this host: arena agent ... --client-key {where})", highlight=False)
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from launch.sweep import SweepError, run_sweep  # imported here so other commands don't load Ray's helpers
+
+    try:
+        return run_sweep(args.config, args.address, args.concurrency, args.episodes, args.out,
+                         echo=lambda line: console.print(escape(line), highlight=False))
+    except (ConfigError, SweepError) as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        return 2
 
 
 if __name__ == "__main__":

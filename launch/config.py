@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from arena.games import GAMES, game_class
 from arena.settings import ArenaSettings, SeatSpec
 from protocols.telemetry import MqttTarget
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 class RunSection(BaseModel):
@@ -45,9 +47,9 @@ class ConfigError(ValueError):
     """A run config that cannot be used; the message names the file, line and fix."""
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
+def _model_at(loc: tuple, root: type[BaseModel]) -> type[BaseModel] | None:
     """The pydantic model that owns the last key of `loc` (for listing allowed keys)."""
-    model: type[BaseModel] | None = RunConfig
+    model: type[BaseModel] | None = root
     for part in loc[:-1]:
         if isinstance(part, int) or model is None:
             continue
@@ -90,13 +92,13 @@ def line_of(text: str, loc: tuple) -> int | None:
     return None
 
 
-def _describe(error: dict[str, Any], text: str, path: Path) -> str:
+def _describe(error: dict[str, Any], text: str, path: Path, root: type[BaseModel]) -> str:
     loc = tuple(error["loc"])
     dotted = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
     line = line_of(text, loc)
     where = f"{path}:{line}" if line else str(path)
     if error["type"] == "extra_forbidden":
-        model = _model_at(loc)
+        model = _model_at(loc, root)
         allowed = sorted(model.model_fields) if model else []
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         guess = f" — did you mean '{close[0]}'?" if close else ""
@@ -104,27 +106,48 @@ def _describe(error: dict[str, Any], text: str, path: Path) -> str:
     return f"{where}: {dotted}: {error['msg']} (got {error.get('input')!r})"
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Read and validate a run config; raises ConfigError naming every problem and its line."""
+def load_toml(path: str | Path, model: type[Model], what: str = "run config") -> tuple[Model, str]:
+    """Read a TOML file and validate it as `model`; returns it with the file's text. Raises ConfigError
+    naming every problem with its file and line (`what` names the kind of file in the message)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read run config {path}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from exc
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:
-        config = RunConfig.model_validate(data)
+        return model.model_validate(data), text
     except ValidationError as exc:
-        problems = "\n  ".join(_describe(e, text, path) for e in exc.errors())
-        raise ConfigError(f"run config {path} has {exc.error_count()} problem(s):\n  {problems}") from exc
-    _check_game(config, text, path)
+        problems = "\n  ".join(_describe(e, text, path, model) for e in exc.errors())
+        raise ConfigError(f"{what} {path} has {exc.error_count()} problem(s):\n  {problems}") from exc
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a run config; raises ConfigError naming every problem and its line."""
+    config, text = load_toml(path, RunConfig)
+    check_game(config, text, Path(path))
+    check_client_keys(config, text, Path(path))
     return config
 
 
-def _check_game(config: RunConfig, text: str, path: Path) -> None:
+def check_client_keys(config: RunConfig, text: str, path: Path) -> None:
+    """A seat's own CURVE key needs a CURVE run, and a seat joined from its owner's host (who holds the secret)."""
+    for index, seat in enumerate(config.agents):
+        if seat.client_key is None:
+            continue
+        where = f"{path}:{line_of(text, ('agents', index, 'client_key'))}: seat {index} '{seat.name}' has a client_key"
+        if not config.arena.curve:
+            raise ConfigError(f"{where} but the run does not use CURVE: set [arena] curve = true, or remove client_key")
+        if not seat.external:
+            raise ConfigError(f"{where}, so its secret key is on its owner's host: set external = true and join it "
+                              "from there with `arena agent ... --client-key NAME.key_secret`, or remove client_key "
+                              "to have the arena issue a key pair")
+
+
+def check_game(config: RunConfig, text: str, path: Path) -> None:
     """The game exists, its params are valid, and there is one [[agents]] table per player."""
     arena = config.arena
     if arena.game not in GAMES:

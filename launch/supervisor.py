@@ -83,10 +83,16 @@ def describe_exit(code: int | None) -> str:
 
 
 def join_command(kind: str, address: str, seat: int, name: str, connection_file: Path, signed: bool,
-                 options: dict[str, Any] | None = None, mqtt: str | None = None) -> str:
+                 options: dict[str, Any] | None = None, mqtt: str | None = None, server_key: str | None = None
+                 ) -> str:
     """The command that joins seat `seat`; the seat's options go along, since some decide the hello
-    (a human seat's `pay`), and so does the run's telemetry address."""
+    (a human seat's `pay`), and so does the run's telemetry address. In a CURVE run it names the arena's
+    public key and the seat's secret key file (issued in RUN_DIR/keys, or its owner's own)."""
     target = f"--connection-file {connection_file}" if signed else f"--connect {address}"
+    if server_key is not None:
+        issued = connection_file.parent / "keys" / f"{name}.key_secret"
+        key_file = issued if issued.exists() else f"{name}.key_secret"
+        target += f" --server-key {shlex.quote(server_key)} --client-key {key_file}"
     extra = f" --options {shlex.quote(json.dumps(options))}" if options else ""
     extra += f" --mqtt {shlex.quote(mqtt)}" if mqtt else ""
     return f"arena agent {kind} {target} --seat {seat} --name {name}{extra}"
@@ -124,7 +130,7 @@ class Launch:
             if spec.external:
                 command = join_command(spec.kind, connection["address"], seat, spec.name,
                                        self.run_dir / "connection.json", bool(connection.get("key")), spec.options,
-                                       self.config.run.mqtt)
+                                       self.config.run.mqtt, connection.get("curve_server_key"))
                 console.print(f"[yellow]waiting for external seat {seat} '{spec.name}'[/]: join with\n"
                               f"  {escape(command)}")
                 continue
@@ -134,6 +140,8 @@ class Launch:
                        "--checkpoint-every", str(self.config.run.checkpoint_every)]
             if spec.resume:
                 command += ["--resume", spec.resume]
+            if connection.get("curve_server_key"):
+                command += ["--client-key", str(self.run_dir / "keys" / f"{spec.name}.key_secret")]
             if self.config.run.mqtt:
                 command += ["--mqtt", self.config.run.mqtt]
             out = open(logs / f"{spec.name}.log", self._log_mode)  # noqa: SIM115 - owned by the child
@@ -208,9 +216,10 @@ def _wait(process: subprocess.Popen, timeout: float) -> bool:
         return False
 
 
-def summary_table(run_dir: Path) -> Table | None:
-    """Per agent: mean return and incentives over the last 10% of training episodes (and the collective
-    return of the evaluation episodes among them, where the run has any)."""
+def final_means(run_dir: Path) -> dict[str, Any] | None:
+    """Per agent: mean return and incentives over the last 10% of training episodes, the collective
+    return over them, and that of the evaluation episodes played in that stretch (None if the run has
+    none); None when no training episode finished. What `arena launch` prints and `arena sweep` tabulates."""
     path = run_dir / "episodes.jsonl"
     if not path.exists():
         return None
@@ -219,28 +228,59 @@ def summary_table(run_dir: Path) -> Table | None:
     if not episodes:
         return None
     window = episodes[-max(1, len(episodes) // 10):]
-    table = Table(title=f"{run_dir.name}: last {len(window)} of {len(episodes)} episodes (means)")
+
+    def average(key: str, name: str) -> float:
+        return sum(e[key][name] for e in window) / len(window)
+
+    names = list(episodes[0]["returns"])
+    evaluations = [e for e in played if e.get("evaluate") and e["trained"] >= window[0]["trained"]]
+    return {"episodes": len(episodes), "window": len(window),
+            "returns": {n: average("returns", n) for n in names},
+            "incentives_given": {n: average("incentives_given", n) for n in names},
+            "incentives_received": {n: average("incentives_received", n) for n in names},
+            "collective": sum(e["collective_return"] for e in window) / len(window),
+            "collective_per_step": sum(e["collective_per_step"] for e in window) / len(window),
+            "eval_collective": (sum(e["collective_return"] for e in evaluations) / len(evaluations)
+                                if evaluations else None),
+            "eval_returns": ({n: sum(e["returns"][n] for e in evaluations) / len(evaluations) for n in names}
+                             if evaluations else None),
+            "eval_episodes": len(evaluations)}
+
+
+def summary_table(run_dir: Path) -> Table | None:
+    """`final_means` as the table `arena launch` prints at the end of a run."""
+    means = final_means(run_dir)
+    if means is None:
+        return None
+    table = Table(title=f"{run_dir.name}: last {means['window']} of {means['episodes']} episodes (means)")
     for column in ("agent", "return", "incentives given", "incentives received"):
         table.add_column(column, justify="right" if column != "agent" else "left")
-    for name in episodes[0]["returns"]:
-        values = [sum(e[key][name] for e in window) / len(window)
-                  for key in ("returns", "incentives_given", "incentives_received")]
+    for name in means["returns"]:
+        values = [means[key][name] for key in ("returns", "incentives_given", "incentives_received")]
         table.add_row(name, *(f"{v:.3f}" for v in values))
-    collective = sum(e["collective_return"] for e in window) / len(window)
-    per_step = sum(e["collective_per_step"] for e in window) / len(window)
-    table.add_row("[bold]collective", f"[bold]{collective:.3f}", "", f"per step {per_step:.3f}")
-    evaluations = [e for e in played if e.get("evaluate") and e["trained"] >= window[0]["trained"]]
-    if evaluations:
-        evaluated = sum(e["collective_return"] for e in evaluations) / len(evaluations)
-        table.add_row("[bold]collective, evaluation", f"[bold]{evaluated:.3f}", "",
-                      f"{len(evaluations)} evaluation episode(s), ε = 0")
+    table.add_row("[bold]collective", f"[bold]{means['collective']:.3f}", "",
+                  f"per step {means['collective_per_step']:.3f}")
+    if means["eval_collective"] is not None:
+        table.add_row("[bold]collective, evaluation", f"[bold]{means['eval_collective']:.3f}", "",
+                      f"{means['eval_episodes']} evaluation episode(s), ε = 0")
     return table
+
+
+RUN_DIRECTORY = "run directory: "
+
+
+def run_dir_of(output: str) -> Path | None:
+    """The run directory `arena launch` printed (its first line of output), for programs that run it."""
+    for line in output.splitlines():
+        if line.startswith(RUN_DIRECTORY):
+            return Path(line.removeprefix(RUN_DIRECTORY).strip())
+    return None
 
 
 def launch_run(config: RunConfig, config_text: str) -> int:
     """Run everything; returns the exit code for `arena launch`."""
     run_dir = make_run_dir(config, config_text)
-    console.print(f"run directory: {run_dir}")
+    console.print(f"{RUN_DIRECTORY}{run_dir}")
     return supervise(Launch(config, run_dir))
 
 
@@ -249,7 +289,7 @@ def resume_run(config: RunConfig, run_dir: Path, point: ResumePoint) -> int:
     the run's own, its learning seats resuming from `point.checkpoints`."""
     aside = set_aside(config, run_dir, point)
     write_arena_spec(config, run_dir, point.first_episode)
-    console.print(f"run directory: {run_dir}")
+    console.print(f"{RUN_DIRECTORY}{run_dir}")
     console.print(f"resuming at episode {point.first_episode} after {point.trained} training episode(s)"
                   + (f"; what was recorded after it is kept in {aside}" if aside else ""), highlight=False)
     return supervise(Launch(config, run_dir, resumed=True))
@@ -333,7 +373,7 @@ def serve_run(config: RunConfig, config_text: str) -> int:
         console.print(f"arena listening on [bold]{arena.address}[/] (run directory {run_dir}); join with:")
         for seat, spec in enumerate(config.agents):
             command = join_command(spec.kind, arena.address, seat, spec.name, run_dir / "connection.json", signed,
-                                   spec.options, config.run.mqtt)
+                                   spec.options, config.run.mqtt, arena.curve[0].decode() if arena.curve else None)
             console.print(f"  {escape(command)}")
 
     async def serve() -> int:

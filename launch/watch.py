@@ -25,6 +25,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from protocols.curve import ClientKeys, read_secret_file
 from protocols.telemetry import TOPIC_VERSION, MqttTarget
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -111,10 +112,13 @@ async def follow(target: MqttTarget, run_filter: str | None, until_done: bool, c
     return 0
 
 
-def follow_stream(address: str, frames: bool, until_done: bool, console: Console) -> int:
+def follow_stream(address: str, frames: bool, until_done: bool, console: Console,
+                  curve: ClientKeys | None = None) -> int:
     """Subscribe to one arena's spectator stream (SPEC §20) and keep the table (and frame) current."""
     context = zmq.Context()
     socket = context.socket(zmq.SUB)
+    if curve is not None:
+        curve.apply(socket)
     for topic in ("welcome", "status", "episode", *(("frame",) if frames else ())):
         socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
     socket.connect(address)
@@ -165,6 +169,23 @@ def stream_address(source: str) -> str | None:
     return None
 
 
+def stream_keys(source: str) -> ClientKeys | None:
+    """A CURVE run's stream takes the seats' keys (SPEC §21): watching its run directory on the arena's host
+    uses a key pair the arena issued there; None for a run without CURVE."""
+    connection = Path(source) / "connection.json"
+    if not connection.exists():
+        return None
+    server_key = json.loads(connection.read_text(encoding="utf-8")).get("curve_server_key")
+    if server_key is None:
+        return None
+    issued = sorted((Path(source) / "keys").glob("*.key_secret"))
+    if not issued:
+        raise ValueError(f"{source} is a CURVE run whose seats all hold their own keys: its event stream takes "
+                         "only those; watch it with MQTT telemetry (arena launch --mqtt) instead")
+    public, secret = read_secret_file(issued[0])
+    return ClientKeys(server_key.encode(), public, secret)
+
+
 def main(source: str, run_filter: str | None, until_done: bool, frames: bool = False) -> int:
     console = Console()
     if not source.startswith("mqtt://"):
@@ -174,7 +195,12 @@ def main(source: str, run_filter: str | None, until_done: bool, frames: bool = F
                           "a connection.json, nor an arena's tcp:// event stream address", highlight=False)
             return 2
         try:
-            return follow_stream(address, frames, until_done, console)
+            keys = stream_keys(source)
+        except ValueError as exc:
+            console.print(f"[red]error:[/] {exc}", highlight=False)
+            return 2
+        try:
+            return follow_stream(address, frames, until_done, console, keys)
         except KeyboardInterrupt:
             return 130
     try:

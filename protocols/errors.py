@@ -17,6 +17,7 @@ class ErrorCode(str, Enum):
     SEAT_TAKEN = "seat_taken"  # the requested seat or name is already held
     BAD_SEAT_TOKEN = "bad_seat_token"  # 1.4: rejoining a held seat without its token, or with a wrong one
     NO_SEAT = "no_seat"  # the requested seat does not exist, or the run has already started
+    WRONG_KEY = "wrong_key"  # 1.4, CURVE runs: the connection's client key is not the one issued for the seat
     DISCLOSURE_REFUSED = "disclosure_refused"  # the agent needs information the run does not disclose
     CAPABILITY_REFUSED = "capability_refused"  # the agent asks for a capability the run does not allow
     OUT_OF_PHASE = "out_of_phase"  # the message does not fit the current phase or step

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shlex
 import shutil
 import socket
 import subprocess
@@ -199,15 +200,17 @@ def test_a_killed_agent_shows_as_gone_by_its_last_will(broker: int, tmp_path: Pa
         watcher.close()
 
 
-def test_a_spectator_needs_no_broker(tmp_path: Path) -> None:
-    """`arena watch RUN_DIR` follows the arena's own event stream (XPUB), frames included."""
+@pytest.mark.parametrize("curve", [False, True])
+def test_a_spectator_needs_no_broker(tmp_path: Path, curve: bool) -> None:
+    """`arena watch RUN_DIR` follows the arena's own event stream (XPUB), frames included; in a CURVE run
+    with a key the arena issued on this host."""
     agents = [{"name": "alice", "kind": "tit-for-tat"}, {"name": "bob", "kind": "always-defect", "external": True}]
-    config = write_config(tmp_path / "run.toml", {**IPD, "episodes": 4}, agents, name="spectated")
+    config = write_config(tmp_path / "run.toml", {**IPD, "episodes": 4, "curve": curve}, agents, name="spectated")
     run = subprocess.Popen(arena_command("launch", str(config)), cwd=REPO, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
     lines = [run.stdout.readline() for _ in range(3)]  # run directory, "waiting for external seat", the command
     run_dir = Path(lines[0].removeprefix("run directory: ").strip())
-    join = lines[2].strip().removeprefix("arena ").split()
+    join = shlex.split(lines[2].strip().removeprefix("arena "))
     watch = subprocess.Popen(arena_command("watch", str(run_dir), "--frames", "--until-done"), cwd=REPO,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(1.5)  # the spectator is in before bob joins, so it sees the whole run

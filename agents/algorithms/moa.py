@@ -52,11 +52,14 @@ class MOAOptions(PPOOptions):
     visibility_mask: bool = True
     train_moa_only_when_visible: bool = True
     visible_actions: bool = True
+    #: MOA-only optimiser steps on each batch: after the policy's update (whose steps carry the MOA
+    #: loss too), and, on a warm-up batch (run setting `warmup_episodes`), 1 + moa_steps in its stead.
+    moa_steps: int = 0
 
     @model_validator(mode="after")
     def _check_moa(self) -> MOAOptions:
-        if self.influence_weight < 0 or self.moa_loss_weight < 0:
-            raise ValueError("influence_weight and moa_loss_weight must be ≥ 0")
+        if self.influence_weight < 0 or self.moa_loss_weight < 0 or self.moa_steps < 0:
+            raise ValueError("influence_weight, moa_loss_weight and moa_steps must be ≥ 0")
         return self
 
 
@@ -242,6 +245,26 @@ class MOA(RecurrentPPO):
             return self.moa_loss(tt.obs, joint, visible, tt.valid, mb)
 
         return loss
+
+    def fit_moa(self, traj: Trajectory, steps: int) -> dict[str, float]:
+        """`steps` optimiser steps on the MOA loss alone over the whole batch; the policy's own
+        parameters get no gradient (the shared conv does, as in the joint update)."""
+        tt = TrajectoryTensors(traj, self.device, self.info.max_steps)
+        joint, visible = self.tensors(traj)
+        every = torch.arange(joint.shape[1], device=self.device)
+        metrics: dict[str, float] = {}
+        for _ in range(steps):
+            loss, metrics = self.moa_loss(tt.obs, joint, visible, tt.valid, every)
+            self.learner.step(loss)
+        return metrics
+
+    def end_episode(self, trajectory: Trajectory, summary: dict[str, Any]) -> dict[str, float]:
+        metrics = super().end_episode(trajectory, summary)
+        return {**metrics, **self.fit_moa(trajectory, self.opts.moa_steps)}
+
+    def warmup_episode(self, trajectory: Trajectory, summary: dict[str, Any]) -> dict[str, float]:
+        """The policy does not learn; the MOA does, so the influence reward is there when it starts."""
+        return {**self.fit_moa(trajectory, 1 + self.opts.moa_steps), "warmup": 1.0}
 
     def state_objects(self) -> dict[str, Any]:
         return {**super().state_objects(), "moa": self.moa}

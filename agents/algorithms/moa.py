@@ -21,6 +21,12 @@ w(env steps) and added to the reward before GAE: r_t = e_t + w · c_t.
 
 MOA loss (§3.3): w_moa · mean over (t, j) of v^{kj}_t · CE(a^j_t, q(·)) (masked entries count in the
 mean, as in the reference), added to the policy loss; one optimiser, so it trains the shared conv.
+
+MOA steps (our deviation): `moa_steps` more optimiser steps on the MOA loss alone follow each policy
+update, and a warm-up batch (run setting `warmup_episodes`) gets 1 + moa_steps of them instead of an
+update. The paper trains the MOA for 10^8 steps with the policy's learning rate; in a run of 100
+updates the MOA learns a rare effective action (Box trapped's OPEN_BOX) only after the policy has
+stopped trying it, and Adam scales the MOA's steps to the learning rate whatever `moa_loss_weight`.
 """
 
 from __future__ import annotations

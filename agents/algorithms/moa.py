@@ -21,6 +21,12 @@ w(env steps) and added to the reward before GAE: r_t = e_t + w · c_t.
 
 MOA loss (§3.3): w_moa · mean over (t, j) of v^{kj}_t · CE(a^j_t, q(·)) (masked entries count in the
 mean, as in the reference), added to the policy loss; one optimiser, so it trains the shared conv.
+
+MOA steps (our deviation): `moa_steps` more optimiser steps on the MOA loss alone follow each policy
+update, and a warm-up batch (run setting `warmup_episodes`) gets 1 + moa_steps of them instead of an
+update. The paper trains the MOA for 10^8 steps with the policy's learning rate; in a run of 100
+updates the MOA learns a rare effective action (Box trapped's OPEN_BOX) only after the policy has
+stopped trying it, and Adam scales the MOA's steps to the learning rate whatever `moa_loss_weight`.
 """
 
 from __future__ import annotations
@@ -52,11 +58,14 @@ class MOAOptions(PPOOptions):
     visibility_mask: bool = True
     train_moa_only_when_visible: bool = True
     visible_actions: bool = True
+    #: MOA-only optimiser steps on each batch: after the policy's update (whose steps carry the MOA
+    #: loss too), and, on a warm-up batch (run setting `warmup_episodes`), 1 + moa_steps in its stead.
+    moa_steps: int = 0
 
     @model_validator(mode="after")
     def _check_moa(self) -> MOAOptions:
-        if self.influence_weight < 0 or self.moa_loss_weight < 0:
-            raise ValueError("influence_weight and moa_loss_weight must be ≥ 0")
+        if self.influence_weight < 0 or self.moa_loss_weight < 0 or self.moa_steps < 0:
+            raise ValueError("influence_weight, moa_loss_weight and moa_steps must be ≥ 0")
         return self
 
 
@@ -242,6 +251,26 @@ class MOA(RecurrentPPO):
             return self.moa_loss(tt.obs, joint, visible, tt.valid, mb)
 
         return loss
+
+    def fit_moa(self, traj: Trajectory, steps: int) -> dict[str, float]:
+        """`steps` optimiser steps on the MOA loss alone over the whole batch; the policy's own
+        parameters get no gradient (the shared conv does, as in the joint update)."""
+        tt = TrajectoryTensors(traj, self.device, self.info.max_steps)
+        joint, visible = self.tensors(traj)
+        every = torch.arange(joint.shape[1], device=self.device)
+        metrics: dict[str, float] = {}
+        for _ in range(steps):
+            loss, metrics = self.moa_loss(tt.obs, joint, visible, tt.valid, every)
+            self.learner.step(loss)
+        return metrics
+
+    def end_episode(self, trajectory: Trajectory, summary: dict[str, Any]) -> dict[str, float]:
+        metrics = super().end_episode(trajectory, summary)
+        return {**metrics, **self.fit_moa(trajectory, self.opts.moa_steps)}
+
+    def warmup_episode(self, trajectory: Trajectory, summary: dict[str, Any]) -> dict[str, float]:
+        """The policy does not learn; the MOA does, so the influence reward is there when it starts."""
+        return {**self.fit_moa(trajectory, 1 + self.opts.moa_steps), "warmup": 1.0}
 
     def state_objects(self) -> dict[str, Any]:
         return {**super().state_objects(), "moa": self.moa}

@@ -117,12 +117,17 @@ class PPO:
                 if extra_loss is not None:
                     more, more_stats = extra_loss(mb)
                     loss, stats = loss + more, {**stats, **more_stats}
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if self.max_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
-                self.opt.step()
+                self.step(loss)
         return stats
+
+    def step(self, loss: torch.Tensor) -> None:
+        """One optimiser step on `loss`, gradients clipped to `max_grad_norm` over all trained parameters
+        (parameters the loss does not reach get no gradient, so Adam leaves them alone)."""
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
+        self.opt.step()
 
     def _loss(self, obs: torch.Tensor, extra: torch.Tensor | None, actions: torch.Tensor, valid: torch.Tensor,
               adv: torch.Tensor, targets: torch.Tensor, values_old: torch.Tensor, logp_old: torch.Tensor,

@@ -62,9 +62,9 @@ def test_credit_shift_puts_step_t_on_action_t_minus_1() -> None:
     assert credit_shift(values).squeeze(1).tolist() == [1.0, 2.0, 3.0, 0.0]
 
 
-def moa_agent(seed: int = 0) -> MOA:
+def moa_agent(seed: int = 0, options: dict | None = None) -> MOA:
     info = seat_info(game="ipd", n_actions=3, batch_size=64, max_steps=10, seed=seed,
-                     options={"lr": 0.01, "clip": 0, "value_clip": 0, "epochs": 1})
+                     options={"lr": 0.01, "clip": 0, "value_clip": 0, "epochs": 1, **(options or {})})
     info = dataclasses.replace(info, disclosed=frozenset({"actions", "visibility"}), noop_action=0)
     agent = MOA()
     agent.setup(info)
@@ -79,6 +79,27 @@ def episode(rng: np.random.Generator, copier: bool, steps: int = 10, batch: int 
     return Trajectory(obs=rng.uniform(size=(steps + 1, batch, 3)).astype(np.float32), actions=own, rewards=zeros,
                       extrinsic=zeros, incentives=zeros, valid=np.ones((steps, batch), bool),
                       joint_actions=np.stack([own, other], -1), visibility=np.ones((steps + 1, batch, 2), bool))
+
+
+TRIGGER = 2
+
+
+def rare_effect_episode(rng: np.random.Generator, steps: int = 10, batch: int = 64) -> Trajectory:
+    """Agent 0 plays TRIGGER 1 step in 10, and agent 1 answers it with action 1 at the next step (else 0):
+    one rare own action moves the other, as OPEN_BOX moves the trapped agent in Box trapped."""
+    own = np.where(rng.uniform(size=(steps, batch)) < 0.1, TRIGGER, rng.integers(0, 2, (steps, batch)))
+    other = np.concatenate([np.zeros((1, batch), np.int64), (own[:-1] == TRIGGER).astype(np.int64)])
+    traj = episode(rng, copier=False, steps=steps, batch=batch)
+    return dataclasses.replace(traj, actions=own, joint_actions=np.stack([own, other], -1))
+
+
+def influence_on_the_rare_action(agent: MOA, traj: Trajectory) -> float:
+    """Mean influence credited to the steps where agent 0 played TRIGGER."""
+    joint, visible = agent.tensors(traj)
+    obs = torch.as_tensor(traj.obs)
+    logits, _, _ = agent.learner.rollout_pass(obs, agent.policy_extra(agent.previous_joint(traj)))
+    credit = credit_shift(agent.influence(obs, joint, logits, visible))
+    return float(credit[:-1][joint[:-1, :, 0] == TRIGGER].mean())
 
 
 def test_influence_appears_only_where_actions_affect_the_other() -> None:
@@ -127,3 +148,29 @@ def test_moa_checkpoint_round_trip(tmp_path) -> None:
     for a, b in zip(agent.moa.parameters(), clone.moa.parameters(), strict=True):
         assert torch.equal(a, b)
     assert clone.env_steps == agent.env_steps
+
+
+def test_warmup_fits_the_model_alone_with_moa_steps() -> None:
+    agent = moa_agent(options={"moa_steps": 2})
+    policy = [p.detach().clone() for p in agent.net.core.parameters()]
+    moa = [p.detach().clone() for p in agent.moa.parameters()]
+    metrics = agent.warmup_episode(episode(np.random.default_rng(3), copier=True), {})
+    assert metrics["warmup"] == 1.0 and metrics["moa_loss"] > 0
+    assert all(torch.equal(a, b) for a, b in zip(policy, agent.net.core.parameters(), strict=True))
+    assert not any(torch.equal(a, b) for a, b in zip(moa, agent.moa.parameters(), strict=True))
+    assert agent.env_steps == 0  # the policy's schedules have not moved
+    assert int(agent.learner.opt.state[next(agent.moa.parameters())]["step"]) == 3  # 1 + moa_steps
+
+
+def test_moa_steps_let_the_model_learn_a_rare_effect_before_the_policy_moves_on() -> None:
+    # The Box trapped failure in small: the own action that moves the other is rare (1 step in 10), and
+    # the agent has 10 batches. One MOA step per batch learns nothing of it yet; 1 + 9 steps learn it.
+    rng = np.random.default_rng(4)
+    batches = [rare_effect_episode(rng) for _ in range(10)]
+    found = {}
+    for steps in (0, 9):
+        agent = moa_agent(options={"moa_steps": steps})
+        for traj in batches:
+            agent.end_episode(traj, {})
+        found[steps] = influence_on_the_rare_action(agent, rare_effect_episode(rng))
+    assert found[9] > 1.0 > 0.1 > found[0], found

@@ -1,13 +1,11 @@
 """The arena server: a ZeroMQ ROUTER on an asyncio loop that seats agents and steps B copies of a game.
 
-The socket is a plain (blocking-API) pyzmq socket read without blocking: `_drain` takes every waiting
-message and handles it synchronously (it never blocks and never crashes on bad input). In the lobby and
-between runs the event loop calls it whenever the socket's file descriptor signals. The run coroutine
-walks the phases of each step — observe → act → pay → step — sending one message per seat and then
-waiting for the `Phase` inside a blocking ZeroMQ poll on the socket (`_wait`), which the handlers
-complete when the last reply is in: a lock-step costs no event-loop round trip per reply. The wait
-gives the loop a turn at least every `LOOP_TURN_S`, so the watchdog (which ends the run when a seat
-stops sending heartbeats), signals and spectators are served as before.
+The socket is a plain (blocking-API) pyzmq socket read without blocking: whenever its file descriptor
+signals, `_drain` takes every waiting message and handles it synchronously (it never blocks and never
+crashes on bad input). The run coroutine walks the phases of each step — observe → act → pay → step —
+sending one message per seat and awaiting one `Phase`, which the handlers complete when the last
+reply is in. A watchdog ends the run when a seat stops sending heartbeats. This costs a fraction of
+zmq.asyncio's future per send and per receive (bench/results/throughput_transport.md).
 """
 
 from __future__ import annotations
@@ -64,8 +62,6 @@ log = logging.getLogger("arena")
 REPLIES = {"act": Act, "pay": Pay, "ready": Ready}
 #: Messages handled per wake-up before the loop gets a turn (a flood cannot starve the run).
 DRAIN_BATCH = 256
-#: Longest the step phases wait on the socket before the event loop gets a turn (watchdog, signals).
-LOOP_TURN_S = 0.05
 
 
 #: Messages ZeroMQ queues per peer before it stops reading from that peer.
@@ -92,18 +88,21 @@ class RunAborted(Exception):
 
 @dataclass
 class Phase:
-    """The replies the run is waiting for: one `kind` from each seat in `waiting`, for (episode, t);
-    complete when `waiting` is empty."""
+    """The replies the run is waiting for: one `kind` from each seat in `waiting`, for (episode, t).
+    `complete` resolves when the last one is in (or at the deadline)."""
 
     kind: str
     episode: int
     t: int
     waiting: set[int]
+    complete: asyncio.Future
     replies: dict[int, Any] = field(default_factory=dict)
 
     def answer(self, seat: int, reply: Any) -> None:
         self.waiting.discard(seat)
         self.replies[seat] = reply
+        if not self.waiting and not self.complete.done():
+            self.complete.set_result(None)
 
 
 @dataclass
@@ -267,9 +266,6 @@ class Arena:
                 loop.add_signal_handler(sig, self.abort, ErrorCode.RUN_ABORTED, f"interrupted by {sig.name}")
         descriptor = self.sock.FD
         loop.add_reader(descriptor, self._drain)
-        self._poller = zmq.Poller()
-        self._poller.register(self.sock, zmq.POLLIN)
-        self._loop_turn = loop.time() + LOOP_TURN_S
         loop.add_reader(self.spectators.socket.FD, self.spectators.on_subscriptions)
         watchdog = asyncio.create_task(self._watchdog())
         try:
@@ -380,7 +376,7 @@ class Arena:
                 except Exception:
                     log.exception("unexpected failure handling a message from %r; message dropped", frames[0])
                 phase = self._phase
-                if phase is not None and not phase.waiting:
+                if phase is not None and phase.complete.done():
                     break  # the step can go on: let it run before reading on (a flood must not delay it)
             self._drain_scheduled = True
             asyncio.get_running_loop().call_soon(self._drain)
@@ -724,15 +720,24 @@ class Arena:
 
     def _expect(self, seats: list[Seat], kind: str, episode: int, t: int) -> Phase:
         """Open the phase in which each of `seats` owes one `kind` reply (before sending what asks for it)."""
-        self._phase = Phase(kind, episode, t, {seat.index for seat in seats})
+        self._phase = Phase(kind, episode, t, {seat.index for seat in seats},
+                            asyncio.get_running_loop().create_future())
         return self._phase
 
     async def _collect(self, phase: Phase, timeout: float | None) -> dict[int, Any]:
         """Await one reply per seat, applying each seat's deadline policy to the late ones; returns the
         replies by seat index (None for a default after a missed deadline or a refused payment)."""
+        loop = asyncio.get_running_loop()
         self._excuse_away(phase)
         try:
-            await self._wait(phase, timeout)
+            if phase.waiting:
+                timer = None if timeout is None else loop.call_later(
+                    timeout, lambda: phase.complete.done() or phase.complete.set_result(None))
+                try:
+                    await phase.complete
+                finally:
+                    if timer is not None:
+                        timer.cancel()
             for index in sorted(phase.waiting):
                 seat = self.seats[index]
                 policy = seat.spec.deadline or self.settings.deadline
@@ -748,30 +753,11 @@ class Arena:
                     code=ErrorCode.DEADLINE_MISSED.value, field=phase.kind,
                     message=f"no {phase.kind} within {timeout} s; the default was used (miss {seat.deadline_misses})"))
             if phase.waiting:  # seats whose policy is to wait
-                await self._wait(phase, None)
+                phase.complete = loop.create_future()
+                await phase.complete
             return phase.replies
         finally:
             self._phase = None
-
-    async def _wait(self, phase: Phase, timeout: float | None) -> None:
-        """Handle messages until `phase` is complete or `timeout` seconds have passed, blocking in a
-        ZeroMQ poll on the socket (replies are handled as they arrive, with no event-loop round trip)
-        and giving the loop a turn at least every LOOP_TURN_S: the watchdog, signal handlers and an
-        abort (which cancels this coroutine) get through."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        self._drain()  # what arrived while the phase's requests were going out
-        while True:
-            now = loop.time()
-            if now >= self._loop_turn or self._abort is not None:  # across phases: short ones add up
-                await asyncio.sleep(0)
-                self._loop_turn = loop.time() + LOOP_TURN_S
-                continue
-            if not phase.waiting or (deadline is not None and now >= deadline):
-                return
-            until = self._loop_turn if deadline is None else min(self._loop_turn, deadline)
-            if self._poller.poll(max(1, int((until - now) * 1000))):
-                self._drain()
 
     async def _watchdog(self) -> None:
         period = min(0.25, self.settings.heartbeat_interval_s / 2)

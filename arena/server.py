@@ -194,8 +194,9 @@ class Arena:
         self.gate = StrangerGate()
         self._main: asyncio.Task | None = None
         self._phase: Phase | None = None
-        #: per seat, the frames the open phase asked of it: sent again to an agent that rejoins before answering
-        self._pending: dict[int, list[bytes]] = {}
+        #: per seat, the content fields the open phase asked of it: encoded again (a fresh msg_id, SPEC §4) and sent
+        #: to an agent that rejoins before answering
+        self._pending: dict[int, dict[str, Any]] = {}
         self._drain_scheduled = False
         self._draining = False
         #: where a resumed run goes on (`arena launch --resume`): the seeds and numbering of that episode
@@ -344,10 +345,12 @@ class Arena:
             self._drain_scheduled = True
             asyncio.get_running_loop().call_soon(self._drain)
 
-    def _ask(self, seat: Seat, frames: list[bytes]) -> None:
-        """Send what the open phase asks of `seat`, and keep it to send again if its agent rejoins."""
-        self._pending[seat.index] = frames
-        self._send_frames(seat.identity, frames)
+    def _ask(self, seat: Seat, fields: dict[str, Any]) -> None:
+        """Send what the open phase asks of `seat` (a message given as its content's fields, none a reply), and
+        keep the fields to encode again if its agent rejoins: a re-sent message is a new one, with its own
+        msg_id and signature, or a client that kept its codec would reject it as a replay (SPEC §4, §7.7)."""
+        self._pending[seat.index] = fields
+        self._send_frames(seat.identity, self.codec.encode_fields(fields))
 
     def _broadcast(self, content: Content) -> None:
         for seat in self.seats:
@@ -543,7 +546,7 @@ class Arena:
         log.warning("%s rejoined its seat%s", seat.describe(), away)
         phase = self._phase
         if phase is not None and seat.index in phase.waiting and seat.index in self._pending:
-            self._send_frames(seat.identity, self._pending[seat.index])
+            self._send_frames(seat.identity, self.codec.encode_fields(self._pending[seat.index]))
 
     def _held_seat(self, identity: bytes, hello: Hello) -> Seat:
         """The seat a `hello` with a `seat_token` rejoins (SPEC §9.1); the token is compared in constant
@@ -814,7 +817,7 @@ class Arena:
             phase = self._expect(self.seats, "act", episode, t)
             for seat, observe in zip(self.seats, self._observations(episode, t, obs, memory, active, terminated,
                                                                     timeout, evaluate)):
-                self._ask(seat, self.codec.encode_fields(observe))
+                self._ask(seat, observe)
             acts = await self._collect(phase, timeout)
             actions = np.stack([acts[i].actions.astype(np.int64) if acts[i] is not None else
                                 np.full(batch, self.seats[i].default_action, np.int64) for i in range(n)], 1)
@@ -826,7 +829,7 @@ class Arena:
                 phase = self._expect(payers, "pay", episode, t)
                 request = PayRequest(episode=episode, t=t, joint_action=public, deadline_s=timeout)
                 for seat in payers:
-                    self._ask(seat, self.codec.encode(request))
+                    self._ask(seat, request.__dict__)
                 for index, pay in (await self._collect(phase, timeout)).items():
                     if pay is not None:
                         payments[:, index, :] = pay.amounts
@@ -866,8 +869,8 @@ class Arena:
         phase = self._expect(self.seats, "ready", episode, 0)
         finals = self._observations(episode, int(length.max()), obs, memory, active, terminated, None, evaluate)
         for seat, final in zip(self.seats, finals):
-            self._ask(seat, self.codec.encode(EpisodeEnd(episode=episode, final=final, last=last, evaluate=evaluate,
-                                                         warmup=warmup, summary=self._summary_for(seat, summary))))
+            self._ask(seat, EpisodeEnd(episode=episode, final=final, last=last, evaluate=evaluate, warmup=warmup,
+                                       summary=self._summary_for(seat, summary)).__dict__)
         self.writer.episode(summary, ledger_record, self.settings.total_episodes)
         # written, so finished: counted now, even if a seat dies in the barrier below (one truth with the file)
         self.episodes_done = episode + 1

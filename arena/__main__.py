@@ -1,7 +1,8 @@
 """`python -m arena RUN_DIR`: run the arena process of a prepared run directory.
 
 `launch` writes RUN_DIR/arena.json ({"arena": ArenaSettings, "seats": [SeatSpec, ...]}, and "first_episode"
-when it resumes the run) and starts this process; the arena writes RUN_DIR/connection.json once it listens.
+and "resumed": true when it resumes the run) and starts this process; the arena writes RUN_DIR/connection.json
+once it listens.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     seats = [SeatSpec.model_validate(s) for s in spec["seats"]]
 
     async def serve() -> int:
-        return await Arena(settings, seats, run_dir, mqtt=spec.get("mqtt"),
-                           first_episode=spec.get("first_episode", 0)).serve()
+        return await Arena(settings, seats, run_dir, mqtt=spec.get("mqtt"), first_episode=spec.get("first_episode", 0),
+                           resumed=spec.get("resumed", False)).serve()
 
     try:
         return asyncio.run(serve())

@@ -31,13 +31,13 @@ class RunWriter:
         self._started = time.time()
 
     def start(self, settings: ArenaSettings, seats: list[dict[str, Any]], run_id: str, address: str,
-              first_episode: int = 0) -> None:
+              first_episode: int = 0, resumed: bool = False) -> None:
         """Record who actually joined which seat, next to the settings the run used. A resumed run keeps the
         first start's record and adds one entry to its `resumed` list (where it went on, and who joined)."""
         started = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self._started))
         path = self.run_dir / "run.json"
         this = {"run_id": run_id, "address": address, "seats": seats, "started": started}
-        if first_episode and path.exists():
+        if resumed and path.exists():
             record = json.loads(path.read_text(encoding="utf-8"))
             record.setdefault("resumed", []).append({"from_episode": first_episode, **this})
         else:
@@ -60,12 +60,12 @@ class RunWriter:
                       retain=True)
 
     def finish(self, status: str, reason: str, episodes: int, seats: list[dict[str, Any]],
-               first_episode: int = 0) -> None:
+               first_episode: int = 0, resumed: bool = False) -> None:
         self._episodes.close()
         self._ledger.close()
         result = {"status": status, "reason": reason, "episodes": episodes, "seats": seats,
                   "wall_time_s": round(time.time() - self._started, 3)}
-        if first_episode:
+        if resumed:
             result["resumed_from"] = first_episode
         self._publish("status", {"state": status, "reason": reason, "episodes": episodes}, retain=True)
         if self.telemetry is not None:

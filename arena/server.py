@@ -158,7 +158,7 @@ class Arena:
     evaluation episodes the settings schedule between them)."""
 
     def __init__(self, settings: ArenaSettings, seats: list[SeatSpec], run_dir: Path, mqtt: str | None = None,
-                 first_episode: int = 0) -> None:
+                 first_episode: int = 0, resumed: bool = False) -> None:
         self.settings = settings
         if not 0 <= first_episode < settings.total_episodes:
             raise ValueError(f"cannot start at episode {first_episode}: the run plays episodes "
@@ -202,6 +202,7 @@ class Arena:
         #: where a resumed run goes on (`arena launch --resume`): the seeds and numbering of that episode
         self.first_episode = first_episode
         self.episodes_done = first_episode
+        self.resumed = resumed
         self.trained = settings.schedule()[:first_episode].count(False)
 
     def _client_key(self, spec: SeatSpec) -> str:
@@ -274,7 +275,7 @@ class Arena:
             evaluations = self.episodes_done - self.trained
             reason = f"run complete: {self.episodes_done} episodes" + (
                 f" ({evaluations} for evaluation)" if evaluations else "") + (
-                f", resumed at episode {self.first_episode}" if self.first_episode else "")
+                f", resumed at episode {self.first_episode}" if self.resumed else "")
             status, code = "complete", 0
         except (asyncio.CancelledError, RunAborted) as exc:
             failure = self._abort or (exc if isinstance(exc, RunAborted) else
@@ -292,7 +293,8 @@ class Arena:
         loop.remove_reader(descriptor)
         loop.remove_reader(self.spectators.socket.FD)
         self.gate.summary()
-        self.writer.finish(status, reason, self.episodes_done, self._seat_report(), self.first_episode)
+        self.writer.finish(status, reason, self.episodes_done, self._seat_report(), self.first_episode,
+                           self.resumed)
         self.spectators.close()
         self.sock.close()
         if authenticator is not None:
@@ -783,7 +785,8 @@ class Arena:
             log.info("lobby: waiting for %s", ", ".join(s.spec.name for s in self.seats if not s.seated))
         await self._lobby_full.wait()
         self.started = True
-        self.writer.start(self.settings, self.seats_config(), self.run_id, self.address, self.first_episode)
+        self.writer.start(self.settings, self.seats_config(), self.run_id, self.address, self.first_episode,
+                          self.resumed)
         for episode, evaluate in enumerate(self.settings.schedule()):
             if episode >= self.first_episode:
                 await self._play_episode(episode, evaluate)

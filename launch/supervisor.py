@@ -43,10 +43,11 @@ def make_run_dir(config: RunConfig, config_text: str) -> Path:
     return run_dir
 
 
-def write_arena_spec(config: RunConfig, run_dir: Path, first_episode: int = 0) -> None:
-    """RUN_DIR/arena.json, what the arena process reads (`python -m arena RUN_DIR`)."""
+def write_arena_spec(config: RunConfig, run_dir: Path, first_episode: int = 0, resumed: bool = False) -> None:
+    """RUN_DIR/arena.json, what the arena process reads (`python -m arena RUN_DIR`); `resumed` has the arena
+    note the resumption in run.json and result.json, even one that goes on from episode 0."""
     arena_spec = {"arena": config.arena.model_dump(), "seats": [a.model_dump() for a in config.agents],
-                  "mqtt": config.run.mqtt, "first_episode": first_episode}
+                  "mqtt": config.run.mqtt, "first_episode": first_episode, "resumed": resumed}
     (run_dir / "arena.json").write_text(json.dumps(arena_spec, indent=2) + "\n", encoding="utf-8")
 
 
@@ -288,7 +289,7 @@ def resume_run(config: RunConfig, run_dir: Path, point: ResumePoint) -> int:
     """Go on with the run in `run_dir` from `point` (launch.resume), in the same directory: `config` is
     the run's own, its learning seats resuming from `point.checkpoints`."""
     aside = set_aside(config, run_dir, point)
-    write_arena_spec(config, run_dir, point.first_episode)
+    write_arena_spec(config, run_dir, point.first_episode, resumed=True)
     console.print(f"{RUN_DIRECTORY}{run_dir}")
     console.print(f"resuming at episode {point.first_episode} after {point.trained} training episode(s)"
                   + (f"; what was recorded after it is kept in {aside}" if aside else ""), highlight=False)

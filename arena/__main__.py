@@ -13,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
+from arena.rundir import RunDirBusy
 from arena.server import Arena, BindError
 from arena.settings import ArenaSettings, SeatSpec
 from protocols.memory import keep_freed_memory
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return asyncio.run(serve())
-    except BindError as err:
+    except (BindError, RunDirBusy) as err:
         logging.getLogger("arena").error("%s", err)
         print(f"arena: {err}", file=sys.stderr)
         return 2

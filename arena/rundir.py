@@ -2,13 +2,17 @@
 
 Each episode's lines are flushed as soon as the episode ends, so an interrupted run keeps every
 finished episode. A resumed run appends to the same files and notes in run.json and result.json where
-it went on. With telemetry on, the same records go to MQTT as well (SPEC §19): the run's
-retained status, each episode's record, and the final result; the directory stays the source of truth.
+it went on. The arena holds RUN_DIR/arena.lock for as long as it runs (the OS lets go of it when the
+process dies, however it dies), so no second arena writes to the same files. With telemetry on, the same
+records go to MQTT as well (SPEC §19): the run's retained status, each episode's record, and the final
+result; the directory stays the source of truth.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +20,42 @@ from typing import Any
 from arena.settings import ArenaSettings
 from arena.spectators import Spectators
 from protocols.telemetry import MqttTarget, Telemetry
+
+LOCK_FILE = "arena.lock"
+
+
+class RunDirBusy(Exception):
+    """Another arena holds the run directory; the message names it and says what to do."""
+
+
+def _take_lock(fd: int, run_dir: Path) -> None:
+    """Lock `fd` (RUN_DIR/arena.lock) or raise RunDirBusy naming the arena that holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        stop = f"stop it (kill {pid})" if pid.isdigit() else f"stop the arena that holds {run_dir / LOCK_FILE}"
+        raise RunDirBusy(f"run {run_dir} is still running (arena pid {pid}): {stop} or wait for it") from None
+
+
+def lock_run_dir(run_dir: Path) -> int:
+    """Hold RUN_DIR/arena.lock for this process (noting its pid there); returns the descriptor that holds it."""
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    _take_lock(fd, run_dir)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def ensure_stopped(run_dir: Path) -> None:
+    """Raise RunDirBusy if an arena still runs in `run_dir` (for `arena launch --resume`); changes nothing."""
+    try:
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    _take_lock(fd, run_dir)
+    os.close(fd)  # closing the only descriptor lets go of the lock
 
 
 class RunWriter:
@@ -26,6 +66,7 @@ class RunWriter:
         #: the arena's spectator stream, once bound (arena.spectators)
         self.spectators: Spectators | None = None
         run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = lock_run_dir(run_dir)
         self._episodes = open(run_dir / "episodes.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         self._ledger = open(run_dir / "ledger.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         self._started = time.time()
@@ -73,6 +114,7 @@ class RunWriter:
             telemetry.close()
             result["telemetry"] = telemetry.counts
         (self.run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        os.close(self._lock)
 
     def _publish(self, topic: str, payload: dict[str, Any], retain: bool = False) -> None:
         if self.spectators is not None:

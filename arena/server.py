@@ -171,17 +171,18 @@ class Arena:
         self.names = [s.name for s in seats]
         self.run_dir = run_dir
         self.run_id = f"{run_dir.name}-{uuid.uuid4().hex[:8]}"
+        telemetry = None
+        if mqtt is not None:
+            target = MqttTarget.parse(mqtt)
+            telemetry = (Telemetry(target, client_id=f"arena-{self.run_id}"), target)
+        # first: it locks the run directory (arena.rundir) before anything in it is written, keys included
+        self.writer = RunWriter(run_dir, self.run_id, telemetry)
         self.key = secrets.token_hex(32).encode() if settings.sign else None
         self.codec = Codec(session=self.run_id, key=self.key)
         #: CURVE (SPEC §21): the arena's key pair for this run, and the one client key each seat takes
         self.curve = zmq.curve_keypair() if settings.curve else None
         self.client_keys = [self._client_key(spec) for spec in seats] if settings.curve else []
         self._key_of: dict[bytes, str] = {}
-        telemetry = None
-        if mqtt is not None:
-            target = MqttTarget.parse(mqtt)
-            telemetry = (Telemetry(target, client_id=f"arena-{self.run_id}"), target)
-        self.writer = RunWriter(run_dir, self.run_id, telemetry)
         n_actions = max(int(s.n) for s in self.game.action_spaces if isinstance(s, gym.spaces.Discrete))
         self.ledger = Ledger(self.game.n_agents, settings.batch_size, n_actions, settings.rmax)
         self.started = False

@@ -58,6 +58,16 @@ def ensure_stopped(run_dir: Path) -> None:
     os.close(fd)  # closing the only descriptor lets go of the lock
 
 
+def started_run_id(run_dir: Path) -> str | None:
+    """The run id of the arena session that last started playing in `run_dir` (its entry in run.json, written at
+    the start); None before any did, or while run.json is being written."""
+    try:
+        record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return (record.get("resumed") or [record])[-1]["run_id"]
+
+
 class RunWriter:
     def __init__(self, run_dir: Path, run_id: str, telemetry: tuple[Telemetry, MqttTarget] | None = None) -> None:
         self.run_dir = run_dir

@@ -46,6 +46,14 @@ def checkpoint_path(out_dir: Path, trained: int | None) -> Path:
     return out_dir / "checkpoints" / ("final.pt" if trained is None else f"episode_{trained}.pt")
 
 
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    """The checkpoint after the most training episodes in `out_dir` (None: none yet): what an agent restarted
+    mid-run (`arena launch` with reconnect_grace_s > 0) restores."""
+    numbered = {int(number): path for path in (out_dir / "checkpoints").glob("episode_*.pt")
+                if (number := path.stem.removeprefix("episode_")).isdigit()}
+    return numbered[max(numbered)] if numbered else None
+
+
 class AgentError(RuntimeError):
     """The run cannot go on for this agent; the message says why and what to do."""
 

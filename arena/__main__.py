@@ -1,7 +1,8 @@
 """`python -m arena RUN_DIR`: run the arena process of a prepared run directory.
 
 `launch` writes RUN_DIR/arena.json ({"arena": ArenaSettings, "seats": [SeatSpec, ...]}, and "first_episode"
-when it resumes the run) and starts this process; the arena writes RUN_DIR/connection.json once it listens.
+and "resumed": true when it resumes the run) and starts this process; the arena writes RUN_DIR/connection.json
+once it listens.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
+from arena.rundir import RunDirBusy
 from arena.server import Arena, BindError
 from arena.settings import ArenaSettings, SeatSpec
 from protocols.memory import keep_freed_memory
@@ -33,12 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     seats = [SeatSpec.model_validate(s) for s in spec["seats"]]
 
     async def serve() -> int:
-        return await Arena(settings, seats, run_dir, mqtt=spec.get("mqtt"),
-                           first_episode=spec.get("first_episode", 0)).serve()
+        return await Arena(settings, seats, run_dir, mqtt=spec.get("mqtt"), first_episode=spec.get("first_episode", 0),
+                           resumed=spec.get("resumed", False)).serve()
 
     try:
         return asyncio.run(serve())
-    except BindError as err:
+    except (BindError, RunDirBusy) as err:
         logging.getLogger("arena").error("%s", err)
         print(f"arena: {err}", file=sys.stderr)
         return 2

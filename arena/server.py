@@ -158,7 +158,7 @@ class Arena:
     evaluation episodes the settings schedule between them)."""
 
     def __init__(self, settings: ArenaSettings, seats: list[SeatSpec], run_dir: Path, mqtt: str | None = None,
-                 first_episode: int = 0) -> None:
+                 first_episode: int = 0, resumed: bool = False) -> None:
         self.settings = settings
         if not 0 <= first_episode < settings.total_episodes:
             raise ValueError(f"cannot start at episode {first_episode}: the run plays episodes "
@@ -171,17 +171,18 @@ class Arena:
         self.names = [s.name for s in seats]
         self.run_dir = run_dir
         self.run_id = f"{run_dir.name}-{uuid.uuid4().hex[:8]}"
+        telemetry = None
+        if mqtt is not None:
+            target = MqttTarget.parse(mqtt)
+            telemetry = (Telemetry(target, client_id=f"arena-{self.run_id}"), target)
+        # first: it locks the run directory (arena.rundir) before anything in it is written, keys included
+        self.writer = RunWriter(run_dir, self.run_id, telemetry)
         self.key = secrets.token_hex(32).encode() if settings.sign else None
         self.codec = Codec(session=self.run_id, key=self.key)
         #: CURVE (SPEC §21): the arena's key pair for this run, and the one client key each seat takes
         self.curve = zmq.curve_keypair() if settings.curve else None
         self.client_keys = [self._client_key(spec) for spec in seats] if settings.curve else []
         self._key_of: dict[bytes, str] = {}
-        telemetry = None
-        if mqtt is not None:
-            target = MqttTarget.parse(mqtt)
-            telemetry = (Telemetry(target, client_id=f"arena-{self.run_id}"), target)
-        self.writer = RunWriter(run_dir, self.run_id, telemetry)
         n_actions = max(int(s.n) for s in self.game.action_spaces if isinstance(s, gym.spaces.Discrete))
         self.ledger = Ledger(self.game.n_agents, settings.batch_size, n_actions, settings.rmax)
         self.started = False
@@ -194,13 +195,15 @@ class Arena:
         self.gate = StrangerGate()
         self._main: asyncio.Task | None = None
         self._phase: Phase | None = None
-        #: per seat, the frames the open phase asked of it: sent again to an agent that rejoins before answering
-        self._pending: dict[int, list[bytes]] = {}
+        #: per seat, the content fields the open phase asked of it: encoded again (a fresh msg_id, SPEC §4) and sent
+        #: to an agent that rejoins before answering
+        self._pending: dict[int, dict[str, Any]] = {}
         self._drain_scheduled = False
         self._draining = False
         #: where a resumed run goes on (`arena launch --resume`): the seeds and numbering of that episode
         self.first_episode = first_episode
         self.episodes_done = first_episode
+        self.resumed = resumed
         self.trained = settings.schedule()[:first_episode].count(False)
 
     def _client_key(self, spec: SeatSpec) -> str:
@@ -273,7 +276,7 @@ class Arena:
             evaluations = self.episodes_done - self.trained
             reason = f"run complete: {self.episodes_done} episodes" + (
                 f" ({evaluations} for evaluation)" if evaluations else "") + (
-                f", resumed at episode {self.first_episode}" if self.first_episode else "")
+                f", resumed at episode {self.first_episode}" if self.resumed else "")
             status, code = "complete", 0
         except (asyncio.CancelledError, RunAborted) as exc:
             failure = self._abort or (exc if isinstance(exc, RunAborted) else
@@ -291,7 +294,8 @@ class Arena:
         loop.remove_reader(descriptor)
         loop.remove_reader(self.spectators.socket.FD)
         self.gate.summary()
-        self.writer.finish(status, reason, self.episodes_done, self._seat_report(), self.first_episode)
+        self.writer.finish(status, reason, self.episodes_done, self._seat_report(), self.first_episode,
+                           self.resumed)
         self.spectators.close()
         self.sock.close()
         if authenticator is not None:
@@ -344,10 +348,12 @@ class Arena:
             self._drain_scheduled = True
             asyncio.get_running_loop().call_soon(self._drain)
 
-    def _ask(self, seat: Seat, frames: list[bytes]) -> None:
-        """Send what the open phase asks of `seat`, and keep it to send again if its agent rejoins."""
-        self._pending[seat.index] = frames
-        self._send_frames(seat.identity, frames)
+    def _ask(self, seat: Seat, fields: dict[str, Any]) -> None:
+        """Send what the open phase asks of `seat` (a message given as its content's fields, none a reply), and
+        keep the fields to encode again if its agent rejoins: a re-sent message is a new one, with its own
+        msg_id and signature, or a client that kept its codec would reject it as a replay (SPEC §4, §7.7)."""
+        self._pending[seat.index] = fields
+        self._send_frames(seat.identity, self.codec.encode_fields(fields))
 
     def _broadcast(self, content: Content) -> None:
         for seat in self.seats:
@@ -543,7 +549,7 @@ class Arena:
         log.warning("%s rejoined its seat%s", seat.describe(), away)
         phase = self._phase
         if phase is not None and seat.index in phase.waiting and seat.index in self._pending:
-            self._send_frames(seat.identity, self._pending[seat.index])
+            self._send_frames(seat.identity, self.codec.encode_fields(self._pending[seat.index]))
 
     def _held_seat(self, identity: bytes, hello: Hello) -> Seat:
         """The seat a `hello` with a `seat_token` rejoins (SPEC §9.1); the token is compared in constant
@@ -780,7 +786,8 @@ class Arena:
             log.info("lobby: waiting for %s", ", ".join(s.spec.name for s in self.seats if not s.seated))
         await self._lobby_full.wait()
         self.started = True
-        self.writer.start(self.settings, self.seats_config(), self.run_id, self.address, self.first_episode)
+        self.writer.start(self.settings, self.seats_config(), self.run_id, self.address, self.first_episode,
+                          self.resumed)
         for episode, evaluate in enumerate(self.settings.schedule()):
             if episode >= self.first_episode:
                 await self._play_episode(episode, evaluate)
@@ -814,7 +821,7 @@ class Arena:
             phase = self._expect(self.seats, "act", episode, t)
             for seat, observe in zip(self.seats, self._observations(episode, t, obs, memory, active, terminated,
                                                                     timeout, evaluate)):
-                self._ask(seat, self.codec.encode_fields(observe))
+                self._ask(seat, observe)
             acts = await self._collect(phase, timeout)
             actions = np.stack([acts[i].actions.astype(np.int64) if acts[i] is not None else
                                 np.full(batch, self.seats[i].default_action, np.int64) for i in range(n)], 1)
@@ -826,7 +833,7 @@ class Arena:
                 phase = self._expect(payers, "pay", episode, t)
                 request = PayRequest(episode=episode, t=t, joint_action=public, deadline_s=timeout)
                 for seat in payers:
-                    self._ask(seat, self.codec.encode(request))
+                    self._ask(seat, request.__dict__)
                 for index, pay in (await self._collect(phase, timeout)).items():
                     if pay is not None:
                         payments[:, index, :] = pay.amounts
@@ -866,8 +873,8 @@ class Arena:
         phase = self._expect(self.seats, "ready", episode, 0)
         finals = self._observations(episode, int(length.max()), obs, memory, active, terminated, None, evaluate)
         for seat, final in zip(self.seats, finals):
-            self._ask(seat, self.codec.encode(EpisodeEnd(episode=episode, final=final, last=last, evaluate=evaluate,
-                                                         warmup=warmup, summary=self._summary_for(seat, summary))))
+            self._ask(seat, EpisodeEnd(episode=episode, final=final, last=last, evaluate=evaluate, warmup=warmup,
+                                       summary=self._summary_for(seat, summary)).__dict__)
         self.writer.episode(summary, ledger_record, self.settings.total_episodes)
         # written, so finished: counted now, even if a seat dies in the barrier below (one truth with the file)
         self.episodes_done = episode + 1

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from agents.cli import build_parser as build_agent_parser
 from agents.cli import run_agent
+from arena.rundir import RunDirBusy, ensure_stopped
 from launch.config import ConfigError, RunConfig, load_config
 from launch.preflight import preflight
 from launch.resume import plan_resume, with_checkpoints
@@ -112,6 +113,11 @@ def resume(args: argparse.Namespace) -> int:
                       highlight=False)
         return 2
     run_dir: Path = args.resume
+    try:  # before anything is read or moved: a running arena still appends to the run's files
+        ensure_stopped(run_dir)
+    except RunDirBusy as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        return 2
     source = run_dir / "config.toml"
     try:
         config = RunConfig.model_validate_json((run_dir / "config.resolved.json").read_text(encoding="utf-8"))

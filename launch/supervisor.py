@@ -22,6 +22,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agents.runtime import SEAT_TOKEN_FILE, latest_checkpoint
+from arena.rundir import started_run_id
+from arena.settings import SeatSpec
 from launch.config import RunConfig
 from launch.resume import ResumePoint, set_aside
 
@@ -43,10 +46,11 @@ def make_run_dir(config: RunConfig, config_text: str) -> Path:
     return run_dir
 
 
-def write_arena_spec(config: RunConfig, run_dir: Path, first_episode: int = 0) -> None:
-    """RUN_DIR/arena.json, what the arena process reads (`python -m arena RUN_DIR`)."""
+def write_arena_spec(config: RunConfig, run_dir: Path, first_episode: int = 0, resumed: bool = False) -> None:
+    """RUN_DIR/arena.json, what the arena process reads (`python -m arena RUN_DIR`); `resumed` has the arena
+    note the resumption in run.json and result.json, even one that goes on from episode 0."""
     arena_spec = {"arena": config.arena.model_dump(), "seats": [a.model_dump() for a in config.agents],
-                  "mqtt": config.run.mqtt, "first_episode": first_episode}
+                  "mqtt": config.run.mqtt, "first_episode": first_episode, "resumed": resumed}
     (run_dir / "arena.json").write_text(json.dumps(arena_spec, indent=2) + "\n", encoding="utf-8")
 
 
@@ -111,6 +115,11 @@ class Launch:
     interrupted: bool = False
     failure: str | None = None
     failure_seen_at: float = 0.0
+    #: the arena's connection file, once it listens
+    connection: dict[str, Any] = field(default_factory=dict)
+    #: when each agent was last restarted to rejoin its seat (monotonic s), and those no longer restarted
+    restarted_at: dict[str, float] = field(default_factory=dict)
+    given_up: set[str] = field(default_factory=set)
 
     @property
     def _log_mode(self) -> str:
@@ -124,8 +133,8 @@ class Launch:
         return wait_for_connection(self.run_dir, self.arena)
 
     def start_agents(self, connection: dict[str, Any]) -> None:
-        logs = self.run_dir / "agents"
-        logs.mkdir(exist_ok=True)
+        self.connection = connection
+        (self.run_dir / "agents").mkdir(exist_ok=True)
         for seat, spec in enumerate(self.config.agents):
             if spec.external:
                 command = join_command(spec.kind, connection["address"], seat, spec.name,
@@ -134,19 +143,30 @@ class Launch:
                 console.print(f"[yellow]waiting for external seat {seat} '{spec.name}'[/]: join with\n"
                               f"  {escape(command)}")
                 continue
-            command = [sys.executable, "-m", "agents", spec.kind, "--connection-file",
-                       str(self.run_dir / "connection.json"), "--seat", str(seat), "--name", spec.name,
-                       "--device", spec.device, "--out", str(logs / spec.name),
-                       "--checkpoint-every", str(self.config.run.checkpoint_every)]
-            if spec.resume:
-                command += ["--resume", spec.resume]
-            if connection.get("curve_server_key"):
-                command += ["--client-key", str(self.run_dir / "keys" / f"{spec.name}.key_secret")]
-            if self.config.run.mqtt:
-                command += ["--mqtt", self.config.run.mqtt]
-            out = open(logs / f"{spec.name}.log", self._log_mode)  # noqa: SIM115 - owned by the child
-            self.agents[spec.name] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                                      start_new_session=True)
+            self._start_agent(seat, spec)
+
+    def _start_agent(self, seat: int, spec: SeatSpec, rejoin: bool = False) -> None:
+        """Start the launched agent of `seat`; with `rejoin`, to take its held seat back with its seat token,
+        restoring its latest checkpoint (if it wrote one), its log going on."""
+        logs = self.run_dir / "agents"
+        out_dir = logs / spec.name
+        command = [sys.executable, "-m", "agents", spec.kind, "--connection-file",
+                   str(self.run_dir / "connection.json"), "--seat", str(seat), "--name", spec.name,
+                   "--device", spec.device, "--out", str(out_dir),
+                   "--checkpoint-every", str(self.config.run.checkpoint_every)]
+        resume = spec.resume
+        if rejoin:
+            command += ["--seat-token-file", str(out_dir / SEAT_TOKEN_FILE)]
+            resume = latest_checkpoint(out_dir) or resume
+        if resume:
+            command += ["--resume", str(resume)]
+        if self.connection.get("curve_server_key"):
+            command += ["--client-key", str(self.run_dir / "keys" / f"{spec.name}.key_secret")]
+        if self.config.run.mqtt:
+            command += ["--mqtt", self.config.run.mqtt]
+        out = open(logs / f"{spec.name}.log", "ab" if rejoin else self._log_mode)  # noqa: SIM115 - the child's
+        self.agents[spec.name] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                                  start_new_session=True)
 
     def follow(self) -> None:
         """Show progress from episodes.jsonl until the arena exits (or Ctrl-C)."""
@@ -163,18 +183,52 @@ class Launch:
             self._read_progress(episodes_file, offset, progress, task)
 
     def _agent_failed(self) -> bool:
-        """An agent died: give the arena its heartbeat timeout to end the run and say why, then stop. On a
-        run that takes seats back (reconnect_grace_s > 0) the arena holds the seat for the agent to rejoin
-        and ends the run itself when the grace runs out, so it alone decides."""
+        """An agent died: give the arena its heartbeat timeout to end the run and say why, then stop. Once a
+        run that takes seats back (reconnect_grace_s > 0) has started, the arena holds the seat instead: the
+        agent is restarted to rejoin it, and if it is not, the arena ends the run when the grace runs out,
+        so it alone decides. Before the start there is no seat to hold (a lost agent frees its seat in the
+        lobby, which waits for ever), so the first rule holds."""
         dead = {name: p.returncode for name, p in self.agents.items() if p.poll() not in (None, 0)}
         if not dead:
             return False
+        held = self.config.arena.reconnect_grace_s > 0 and self._run_started()
+        if held:
+            dead = {name: code for name, code in dead.items() if not self._rejoin(name, code)}
+            if not dead:
+                return False
         if self.failure is None:
             self.failure = "; ".join(f"agent '{n}' {describe_exit(code)}" for n, code in dead.items())
             self.failure_seen_at = time.monotonic()
-        if self.config.arena.reconnect_grace_s > 0:
+        return not held and time.monotonic() - self.failure_seen_at > self.config.arena.heartbeat_timeout_s + 1.0
+
+    def _run_started(self) -> bool:
+        """Whether this session's arena has started the run (it names itself in run.json at the start)."""
+        return started_run_id(self.run_dir) == self.connection.get("run_id")
+
+    def _rejoin(self, name: str, code: int) -> bool:
+        """Restart the dead agent `name` to rejoin its held seat; False if it is not: the run has ended, the
+        agent has no seat token, or it died again within the grace of its last restart (a failure that a
+        restart does not cure: one restart per loss)."""
+        grace = self.config.arena.reconnect_grace_s
+        if name in self.given_up or self.arena.poll() is not None or (self.run_dir / "result.json").exists():
             return False
-        return time.monotonic() - self.failure_seen_at > self.config.arena.heartbeat_timeout_s + 1.0
+        token = self.run_dir / "agents" / name / SEAT_TOKEN_FILE
+        last = self.restarted_at.get(name)
+        why = ("it died again within reconnect_grace_s of its restart"
+               if last is not None and time.monotonic() - last <= grace else
+               None if token.exists() else f"it has no seat token ({token})")
+        if why is not None:
+            self.given_up.add(name)
+            console.print(f"[red]agent '{escape(name)}' {describe_exit(code)}[/]; not restarted: {escape(why)}; the "
+                          f"run ends unless its seat is rejoined within {grace:g} s", highlight=False)
+            return False
+        seat = next(i for i, spec in enumerate(self.config.agents) if spec.name == name)
+        console.print(f"[yellow]agent '{escape(name)}' {describe_exit(code)}[/]: restarting it to rejoin seat {seat} "
+                      f"(held {grace:g} s); its log goes on in {escape(str(self.run_dir / 'agents'))}/"
+                      f"{escape(name)}.log", highlight=False)
+        self._start_agent(seat, self.config.agents[seat], rejoin=True)
+        self.restarted_at[name] = time.monotonic()
+        return True
 
     @staticmethod
     def _read_progress(path: Path, offset: int, progress: Progress, task: Any) -> int:
@@ -288,7 +342,7 @@ def resume_run(config: RunConfig, run_dir: Path, point: ResumePoint) -> int:
     """Go on with the run in `run_dir` from `point` (launch.resume), in the same directory: `config` is
     the run's own, its learning seats resuming from `point.checkpoints`."""
     aside = set_aside(config, run_dir, point)
-    write_arena_spec(config, run_dir, point.first_episode)
+    write_arena_spec(config, run_dir, point.first_episode, resumed=True)
     console.print(f"{RUN_DIRECTORY}{run_dir}")
     console.print(f"resuming at episode {point.first_episode} after {point.trained} training episode(s)"
                   + (f"; what was recorded after it is kept in {aside}" if aside else ""), highlight=False)

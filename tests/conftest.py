@@ -65,6 +65,24 @@ def run_dir_of(output: str) -> Path | None:
     return None
 
 
+def run_processes(run_dir: Path) -> dict[str, int]:
+    """The pids of the arena ("arena") and of the launched agents (by seat name) of `run_dir` that still run,
+    found by their command lines (`python -m arena RUN_DIR`, `python -m agents KIND --connection-file
+    RUN_DIR/connection.json ... --name NAME`)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+            except OSError:
+                continue
+            if args[1:] == ["-m", "arena", str(run_dir)]:
+                found["arena"] = int(entry.name)
+            elif args[1:3] == ["-m", "agents"] and str(run_dir / "connection.json") in args and "--name" in args:
+                found[args[args.index("--name") + 1]] = int(entry.name)
+    return found
+
+
 def arena_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "launch.cli", *args]
 

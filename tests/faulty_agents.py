@@ -128,3 +128,13 @@ class DiesInTheBarrier(Algorithm):
         if summary["episode"] == 1:
             os.kill(os.getpid(), signal.SIGKILL)
         return {}
+
+
+class FailsBeforeHello(Algorithm):
+    """Fails as it is made, before it connects (an agent that cannot start at all)."""
+
+    def __init__(self) -> None:
+        raise RuntimeError("simulated failure before hello")
+
+    def act(self, view: StepView) -> np.ndarray:
+        raise NotImplementedError("never made")

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from arena.rundir import ensure_stopped
 from launch.config import RunConfig
 from launch.resume import plan_resume, record_count
-from tests.conftest import REPO, arena_command, launch, read_jsonl, run_dir_of, write_config
+from tests.conftest import REPO, arena_command, launch, read_jsonl, run_dir_of, run_processes, write_config
 
 SLOW = "tests.faulty_agents:SlowDefector"  # 10 ms per step: a run lasts long enough to be killed mid-way
 
@@ -31,35 +32,30 @@ def config_in(folder: Path, arena: dict[str, Any], seats: list[dict[str, Any]], 
     return path
 
 
-def arena_pid(run_dir: Path) -> int | None:
-    """The arena process of `run_dir` (`python -m arena RUN_DIR`), found by its command line."""
-    wanted = ["-m", "arena", str(run_dir)]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
-            except OSError:
-                continue
-            if args[1:] == wanted:
-                return int(entry.name)
-    return None
+def launch_until(config: Path, after_episodes: int, log: Path) -> tuple[subprocess.Popen, Path]:
+    """`arena launch CONFIG`, running until `after_episodes` episodes are written; the launcher and run dir."""
+    with open(log, "w") as out:
+        launcher = subprocess.Popen(arena_command("launch", str(config)), cwd=REPO, stdout=out,
+                                    stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    run_dir = None
+    while time.monotonic() < deadline:
+        run_dir = run_dir or run_dir_of(log.read_text())
+        if run_dir is not None and record_count(run_dir / "episodes.jsonl") >= after_episodes:
+            return launcher, run_dir
+        if launcher.poll() is not None:
+            break
+        time.sleep(0.01)
+    launcher.kill()
+    launcher.wait()
+    raise AssertionError(f"no {after_episodes} episodes:\n{log.read_text()}")
 
 
 def launch_and_kill_the_arena(config: Path, after_episodes: int, log: Path) -> Path:
     """`arena launch CONFIG`, SIGKILL its arena once `after_episodes` episodes are written; the run dir."""
-    with open(log, "w") as out:
-        launcher = subprocess.Popen(arena_command("launch", str(config)), cwd=REPO, stdout=out,
-                                    stderr=subprocess.STDOUT)
+    launcher, run_dir = launch_until(config, after_episodes, log)
     try:
-        deadline = time.monotonic() + 120
-        run_dir = None
-        while time.monotonic() < deadline:
-            run_dir = run_dir or run_dir_of(log.read_text())
-            if run_dir is not None and record_count(run_dir / "episodes.jsonl") >= after_episodes:
-                break
-            assert launcher.poll() is None, log.read_text()
-            time.sleep(0.01)
-        pid = arena_pid(run_dir)
+        pid = run_processes(run_dir).get("arena")
         assert pid is not None, log.read_text()
         os.kill(pid, signal.SIGKILL)
         assert launcher.wait(timeout=60) != 0
@@ -151,3 +147,48 @@ def test_records_stop_at_a_torn_line_or_a_gap(tmp_path: Path) -> None:
     assert record_count(path) == 2
     path.write_text('{"episode": 0}\n{"episode": 2}\n')
     assert record_count(path) == 1
+
+
+def test_a_run_whose_arena_still_runs_is_not_resumed(tmp_path: Path) -> None:
+    """A SIGKILLed launcher leaves its arena and agents running (in sessions of their own): `--resume` refuses,
+    naming the arena, and moves nothing; once the arena is gone, so is its lock on the run directory."""
+    arena = {"game": "ipd", "episodes": 100_000, "batch_size": 4, "params": {"max_steps": 8}}
+    seats = [{"name": "a", "kind": "always-cooperate"}, {"name": "b", "kind": SLOW}]
+    launcher, run_dir = launch_until(config_in(tmp_path / "run", arena, seats), 2, tmp_path / "launch.log")
+    launcher.kill()
+    launcher.wait()
+    left = run_processes(run_dir)
+    try:
+        assert set(left) == {"arena", "a", "b"}
+        code, output = resume(run_dir)
+        assert code == 2, output
+        pid = left["arena"]
+        assert f"run {run_dir} is still running (arena pid {pid}): stop it (kill {pid}) or wait for it" in output
+        assert not (run_dir / "resume-1").exists() and run_processes(run_dir)["arena"] == pid
+    finally:
+        for pid in left.values():
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while run_processes(run_dir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ensure_stopped(run_dir)  # raises RunDirBusy while an arena holds RUN_DIR/arena.lock
+
+
+@pytest.mark.slow
+def test_a_resume_from_the_start_is_recorded(tmp_path: Path) -> None:
+    """A learner without checkpoints goes on from episode 0: run.json keeps the first start and lists the
+    resumption, and result.json says `resumed_from` 0."""
+    arena = {"game": "ipd", "episodes": 6, "batch_size": 4, "params": {"max_steps": 8}}
+    seats = [{"name": "learner", "kind": "pg"}, {"name": "b", "kind": SLOW}]
+    run_dir = launch_and_kill_the_arena(config_in(tmp_path / "run", arena, seats), 2, tmp_path / "launch.log")
+    first_run_id = json.loads((run_dir / "run.json").read_text())["run_id"]
+
+    code, output = resume(run_dir)
+    assert code == 0, output
+    assert "resuming at episode 0" in output
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["run_id"] == first_run_id
+    assert [entry["from_episode"] for entry in record["resumed"]] == [0]
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "complete" and result["resumed_from"] == 0
+    assert result["reason"] == "run complete: 6 episodes, resumed at episode 0"

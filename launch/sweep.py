@@ -3,7 +3,8 @@
 Every cell is an ordinary run config, written to `<out>/<name>/configs/<cell>.toml` and played by one Ray
 task that runs `arena launch` on it, so each cell has a normal run directory under `<out>/<name>/runs/`.
 Ray does the scheduling (a local instance sized to this machine's cores by default, or a cluster with
-`--address`); this module only expands the sweep, skips cells `sweep.jsonl` records as complete, and
+`--address`); this module only expands the sweep, skips cells `sweep.jsonl` records as complete (a cell's
+id ends in a digest of its whole run config, so a cell run with other settings is not one of them), and
 tabulates the finished cells (`summary.md`, `summary.png`, and for tournaments `crossplay.md/png`).
 """
 
@@ -222,8 +223,10 @@ def _members(population: Population, root: Path) -> list[str | None]:
     return found or [None]
 
 
-def expand(config: SweepConfig, text: str, path: Path) -> list[Cell]:
-    """Every cell of the sweep, in a fixed order (variant, pairing, seed); devices dealt round-robin."""
+def expand(config: SweepConfig, text: str, path: Path, episodes: int | None = None) -> list[Cell]:
+    """Every cell of the sweep, in a fixed order (variant, pairing, seed); devices dealt round-robin and
+    `episodes` (`arena sweep --episodes`) applied before the ids are made, so that a cell's id names its
+    whole run config and a rerun with other settings never takes an earlier cell as done."""
     base_path = (path.parent / config.sweep.base).resolve()
     try:
         load_config(base_path)
@@ -270,18 +273,26 @@ def expand(config: SweepConfig, text: str, path: Path) -> list[Cell]:
                 if chosen is not None:
                     agent["resume"] = chosen
         cell_config["arena"]["seed"] = seed
+        if episodes is not None:
+            cell_config["arena"]["episodes"] = episodes
         label = "-".join([*([pairing.name] if pairing else []), *([f"{focal}_vs_{background}"] if focal else []),
                           *(f"{k[-1]}_{_slug(v)}" for k, v in variant.items())]) or "base"
-        digest = hashlib.sha1(json.dumps([cell_config["arena"], agents], sort_keys=True).encode()).hexdigest()[:8]
-        cells.append(Cell(id=f"{label}-s{seed}-{digest}", group=label, seed=seed,
-                          pairing=pairing.name if pairing else None,
+        cells.append(Cell(id=f"{label}-s{seed}", group=label, seed=seed, pairing=pairing.name if pairing else None,
                           overrides={".".join(k): v for k, v in variant.items()}, config=cell_config,
                           focal=focal, background=background))
     for cell, devices in zip(cells, assign_devices([len(c.config["agents"]) for c in cells], config.sweep.devices)):
         if devices is not None:
             for agent, device in zip(cell.config["agents"], devices):
                 agent["device"] = device
+        cell.id += f"-{config_digest(cell.config)}"
     return cells
+
+
+def config_digest(config: dict[str, Any]) -> str:
+    """A short hash of a cell's run config as it will be run: [arena], [[agents]] (devices included) and
+    [run] without `name` and `out`, which the sweep sets from the id itself and its directory."""
+    run = {k: v for k, v in config.get("run", {}).items() if k not in ("name", "out")}
+    return hashlib.sha1(json.dumps([config["arena"], config["agents"], run], sort_keys=True).encode()).hexdigest()[:8]
 
 
 # ----- running -----
@@ -347,7 +358,7 @@ def run_sweep(path: Path, address: str | None = None, concurrency: int | None = 
     config, text = load_toml(path, SweepConfig, "sweep config")
     if out is not None:
         config.sweep.out = out
-    cells = expand(config, text, path)
+    cells = expand(config, text, path, episodes)
     sweep_dir = (Path(config.sweep.out) / config.sweep.name).resolve()
     configs_dir = sweep_dir / "configs"
     configs_dir.mkdir(parents=True, exist_ok=True)
@@ -355,8 +366,6 @@ def run_sweep(path: Path, address: str | None = None, concurrency: int | None = 
     texts: dict[str, str] = {}
     for cell in cells:
         cell.config["run"] = {**cell.config.get("run", {}), "name": cell.id, "out": str(sweep_dir / "runs")}
-        if episodes is not None:
-            cell.config["arena"]["episodes"] = episodes
         texts[cell.id] = tomli_w.dumps(cell.config)
         cell_path = configs_dir / f"{cell.id}.toml"
         cell_path.write_text(texts[cell.id], encoding="utf-8")

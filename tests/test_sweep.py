@@ -68,6 +68,26 @@ def test_sweep_runs_every_cell_on_ray_summarizes_and_skips_finished_cells_on_rer
     assert len(read_jsonl(sweep_dir / "sweep.jsonl")) == 4
 
 
+@pytest.mark.slow
+def test_a_rerun_without_the_episodes_override_runs_the_cell_again_and_summarizes_that_run(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    path = write_sweep(tmp_path, "")
+    sweep_dir = tmp_path / "out" / "s"
+    short = sweep(path, "--episodes", "1")
+    assert short.returncode == 0, short.stdout + short.stderr
+    full = sweep(path)
+    output = full.stdout + full.stderr
+    assert full.returncode == 0, output
+    assert "1 cells, 0 already complete, 1 to run" in output
+    records = read_jsonl(sweep_dir / "sweep.jsonl")
+    assert [r["means"]["episodes"] for r in records] == [1, 3]
+    assert len(read_jsonl(Path(records[1]["run_dir"]) / "episodes.jsonl")) == 3
+    # the summary is of the run as configured now: tit-for-tat vs always-defect, 10 steps, in every episode
+    assert "| base | 1 (0) | -39.000 | – | alice -21.000; bob -18.000 |" in (sweep_dir / "summary.md").read_text()
+    again = sweep(path, "--episodes", "1")
+    assert "1 cells, 1 already complete, 0 to run" in again.stdout + again.stderr
+
+
 def test_grid_times_pairings_times_seeds_and_devices_dealt_round_robin(tmp_path: Path) -> None:
     path = write_sweep(tmp_path, 'seeds = [3, 4]\ndevices = ["cuda:0", "cuda:1", "cuda:2"]\n\n'
                        '[grid.arena.params]\nmax_steps = [5, 7]\n\n[grid.agents.1.options]\np = [0.1]\n')
@@ -78,6 +98,17 @@ def test_grid_times_pairings_times_seeds_and_devices_dealt_round_robin(tmp_path:
     assert len({c.id for c in cells}) == 4 and cells[0].group == cells[1].group != cells[2].group
     assert [[a["device"] for a in c.config["agents"]] for c in cells] == [
         ["cuda:0", "cuda:1"], ["cuda:2", "cuda:0"], ["cuda:1", "cuda:2"], ["cuda:0", "cuda:1"]]
+
+
+def test_a_cell_id_names_its_whole_run_config(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, "seeds = [0]\n")
+    config, text = load_toml(path, SweepConfig, "sweep config")
+    plain = expand(config, text, path)[0].id
+    assert expand(config, text, path)[0].id == plain
+    assert expand(config, text, path, episodes=3)[0].id == plain  # the base's own count: the same run
+    assert expand(config, text, path, episodes=10)[0].id != plain  # `--episodes 10` is another run
+    config.sweep.devices = ["cuda:0"]
+    assert expand(config, text, path)[0].id != plain
 
 
 def test_assign_devices_keeps_seats_devices_when_none_are_given() -> None:

@@ -393,20 +393,24 @@ def run_sweep(path: Path, address: str | None = None, concurrency: int | None = 
         try:
             task = ray.remote(num_cpus=config.sweep.cpus_per_cell, num_gpus=config.sweep.gpus_per_cell,
                               max_retries=0)(run_cell)
-            pending: dict[Any, Cell] = {}
+            pending: dict[Any, tuple[Cell, float]] = {}
             queue = list(todo)
             with open(records_path, "a", encoding="utf-8") as records:
                 while queue or pending:
                     while queue and len(pending) < limit:
                         cell = queue.pop(0)
                         pending[task.remote(texts[cell.id], str(configs_dir / f"{cell.id}.toml"), os.getcwd(),
-                                            config.sweep.timeout_s)] = cell
+                                            config.sweep.timeout_s)] = (cell, time.monotonic())
                     ready, _ = ray.wait(list(pending), num_returns=1)
-                    cell = pending.pop(ready[0])
+                    cell, submitted = pending.pop(ready[0])
+                    try:
+                        outcome = ray.get(ready[0])
+                    except Exception as exc:  # its task raised or its worker died: that cell failed, not the sweep
+                        outcome = {"status": "failed", "wall_s": round(time.monotonic() - submitted, 3),
+                                   "error": "its Ray task failed: " + "\n".join(str(exc).strip().splitlines()[-8:])}
                     record = {"cell": cell.id, "group": cell.group, "seed": cell.seed, "pairing": cell.pairing,
                               "focal": cell.focal, "background": cell.background, "overrides": cell.overrides,
-                              "devices": [a.get("device", "cpu") for a in cell.config["agents"]],
-                              **ray.get(ready[0])}
+                              "devices": [a.get("device", "cpu") for a in cell.config["agents"]], **outcome}
                     failed += record["status"] != "complete"
                     records.write(json.dumps(record) + "\n")
                     records.flush()
@@ -462,7 +466,7 @@ def group_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def write_summary(sweep_dir: Path, name: str, records: list[dict[str, Any]]) -> None:
     """summary.md (mean ± s.e. over seeds per group) and summary.png (the collective return per group)."""
     rows = group_rows(records)
-    failed = [r["cell"] for r in records if r.get("status") != "complete"]
+    failed = [r for r in records if r.get("status") != "complete"]
     lines = [f"# Sweep {name}", "",
              "Means over the last 10% of each run's training episodes (each a mean over the B copies), then "
              "mean ± standard error over seeds.", "",
@@ -472,7 +476,11 @@ def write_summary(sweep_dir: Path, name: str, records: list[dict[str, Any]]) -> 
         lines.append(f"| {row['group']} | {len(row['seeds'])} ({', '.join(map(str, row['seeds']))}) | "
                      f"{_pm(row['collective'])} | {_pm(row['eval_collective'])} | {returns} |")
     if failed:
-        lines += ["", f"Not complete ({len(failed)}): " + ", ".join(failed)]
+        lines += ["", f"Not complete ({len(failed)}):", ""]
+        for record in failed:
+            error = (record.get("error") or "").strip()
+            why = f": {error.splitlines()[-1]}" if error else ""
+            lines.append(f"- {record['cell']}: {record.get('status')}{why}")
     (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     if rows:
         from matplotlib.figure import Figure

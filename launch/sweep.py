@@ -35,6 +35,9 @@ from launch.preflight import preflight
 from launch.supervisor import final_means, run_dir_of
 
 Name = Field(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1, max_length=64)
+#: Seconds a timed-out cell's launcher has to stop its arena and agents after SIGINT (its own shutdown
+#: takes up to about 15 s) before it is killed.
+STOP_GRACE_S = 60.0
 
 
 class SweepSection(BaseModel):
@@ -312,8 +315,15 @@ def run_cell(config_text: str, config_path: str, cwd: str, timeout_s: float) -> 
         code = launcher.returncode
     except subprocess.TimeoutExpired:
         launcher.send_signal(signal.SIGINT)  # the launcher stops its arena and agents as on Ctrl-C
-        output, _ = launcher.communicate()
-        record.update(status="failed", error=f"still running after {timeout_s:.0f} s ([sweep] timeout_s)")
+        error = f"still running after {timeout_s:.0f} s ([sweep] timeout_s)"
+        try:
+            output, _ = launcher.communicate(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            launcher.kill()
+            output, _ = launcher.communicate()
+            error += (f", and its launcher had not stopped {STOP_GRACE_S:.0f} s after SIGINT: it was killed, and "
+                      f"its arena and agents may still run on {record['node']}")
+        record.update(status="failed", error=error)
         code = None
     record["wall_s"] = round(time.monotonic() - started, 3)
     run_dir = run_dir_of(output)
@@ -344,6 +354,7 @@ def _ray(address: str | None, cores: int) -> Any:
         raise SweepError("`arena sweep` runs its cells on Ray, which is not installed: "
                          "pip install 'social-arena[sweep]' (or pip install ray)") from None
     if address is None:  # a fresh local instance, not a cluster `ray start` left running on this machine
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # it reports nothing home unless asked to
         ray.init(address="local", num_cpus=cores, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
     else:

@@ -211,11 +211,12 @@ class Arena:
 
     def callback(self, domain: str, key: bytes) -> bool:
         """The ZAP check (pyzmq's authenticator thread calls its credentials provider): only keys issued
-        for a seat get through the handshake."""
+        for a seat get through the handshake. Refusals are logged a few times, then counted (arena.guard)."""
         if key.decode() in self.client_keys:
             return True
-        log.warning("refused a CURVE connection: its client key %s was issued for no seat of this run",
-                    key.decode())
+        if self.gate.refuse_handshake():
+            log.warning("refused a CURVE connection: its client key %s was issued for no seat of this run",
+                        key.decode())
         return False
 
     def _make_curve_server(self, context: zmq.Context) -> ThreadAuthenticator:

@@ -14,6 +14,7 @@ import msgpack
 import pytest
 import zmq
 
+from launch.supervisor import run_dir_of
 from protocols.codec import Codec, Message
 from protocols.curve import ClientKeys
 from protocols.messages import Content
@@ -63,13 +64,6 @@ class Finished:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def run_dir_of(output: str) -> Path | None:
-    for line in output.splitlines():
-        if line.startswith("run directory: "):
-            return Path(line.removeprefix("run directory: ").strip())
-    return None
 
 
 class RawPeer:

@@ -83,7 +83,7 @@ def test_a_rerun_without_the_episodes_override_runs_the_cell_again_and_summarize
     assert "1 cells, 0 already complete, 1 to run" in output
     records = read_jsonl(sweep_dir / "sweep.jsonl")
     assert [r["means"]["episodes"] for r in records] == [1, 3]
-    assert len(read_jsonl(Path(records[0]["run_dir"]) / "episodes.jsonl")) == 3
+    assert len(read_jsonl(Path(records[1]["run_dir"]) / "episodes.jsonl")) == 3
     # the summary is of the run as configured now: tit-for-tat vs always-defect, 10 steps, in every episode
     assert "| base | 1 (0) | -39.000 | – | alice -21.000; bob -18.000 |" in (sweep_dir / "summary.md").read_text()
     again = sweep(path, "--episodes", "1")

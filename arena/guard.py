@@ -6,12 +6,14 @@ is cut off after a few messages while a newcomer's `hello` still gets through, a
 unseated peers, which bounds the work many sockets together can cause. A refused message costs the
 arena a dictionary lookup instead of a decode, an error reply and a log line; it is dropped and
 counted. Refusals are logged a few times per peer, then only as counts, so a flood cannot fill the
-disk either.
+disk either. CURVE handshakes refused for a key no seat takes (SPEC §21.4) are logged and counted here
+too, under one budget for all of them: a fresh key costs nothing, so a budget per key would bound nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import OrderedDict
 
@@ -28,6 +30,8 @@ LOG_FIRST = 3
 PEERS_REMEMBERED = 4096
 #: Seconds between the summary lines of what was dropped.
 SUMMARY_EVERY_S = 5.0
+#: The log budget that every refused CURVE handshake shares.
+HANDSHAKES = b"refused CURVE handshakes"
 
 
 class TokenBucket:
@@ -60,6 +64,10 @@ class StrangerGate:
         self.dropped_since_summary = 0
         self.summarised = time.monotonic()
         self.logged: OrderedDict[bytes, int] = OrderedDict()
+        self.handshakes_refused = 0
+        self.handshakes_since_summary = 0
+        #: refused handshakes are counted in the ZAP authenticator's thread, summaries in the arena's
+        self._lock = threading.Lock()
 
     def admit(self, identity: bytes) -> bool:
         """Whether one more message from this unseated peer may be handled now."""
@@ -85,21 +93,39 @@ class StrangerGate:
         return False
 
     def summary(self, now: float | None = None) -> None:
-        """Log how many messages from unseated peers were dropped since the last summary."""
-        now = time.monotonic() if now is None else now
-        if self.dropped_since_summary:
-            log.warning("dropped %d messages from unseated peers in %.1f s (over %g/s per peer or %g/s in all; "
-                        "%d in this run)", self.dropped_since_summary, now - self.summarised, self.peer_rate,
-                        self.total.rate, self.dropped)
-        self.dropped_since_summary = 0
-        self.summarised = now
+        """Log how many messages from unseated peers were dropped, and how many CURVE handshakes were
+        refused, since the last summary."""
+        with self._lock:
+            now = time.monotonic() if now is None else now
+            if self.dropped_since_summary:
+                log.warning("dropped %d messages from unseated peers in %.1f s (over %g/s per peer or %g/s in all; "
+                            "%d in this run)", self.dropped_since_summary, now - self.summarised, self.peer_rate,
+                            self.total.rate, self.dropped)
+            if self.handshakes_since_summary:
+                log.warning("refused %d CURVE handshakes in %.1f s: their client keys were issued for no seat (%d in "
+                            "this run)", self.handshakes_since_summary, now - self.summarised, self.handshakes_refused)
+            self.dropped_since_summary = self.handshakes_since_summary = 0
+            self.summarised = now
 
-    def may_log(self, identity: bytes) -> bool:
-        """True for the first LOG_FIRST refusals of a peer (and says so at the last of them)."""
+    def refuse_handshake(self) -> bool:
+        """Count a CURVE handshake refused for its key (from the ZAP authenticator's thread); True while
+        it may still be logged. Past the shared budget they show in the summaries."""
+        with self._lock:
+            self.handshakes_refused += 1
+            self.handshakes_since_summary += 1
+            shown = self.may_log(HANDSHAKES, "refused CURVE handshakes")
+        now = time.monotonic()
+        if not shown and now - self.summarised >= SUMMARY_EVERY_S:
+            self.summary(now)
+        return shown
+
+    def may_log(self, identity: bytes, what: str | None = None) -> bool:
+        """True for the first LOG_FIRST refusals of a peer, or of `what` shares one budget (and says so at
+        the last of them)."""
         count = self.logged.pop(identity, 0) + 1
         self.logged[identity] = count
         if len(self.logged) > PEERS_REMEMBERED:
             self.logged.popitem(last=False)
         if count == LOG_FIRST:
-            log.warning("further refusals of peer %r are counted, not logged", identity)
+            log.warning("further %s are counted, not logged", what or f"refusals of peer {identity!r}")
         return count <= LOG_FIRST

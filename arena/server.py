@@ -182,7 +182,6 @@ class Arena:
         #: CURVE (SPEC §21): the arena's key pair for this run, and the one client key each seat takes
         self.curve = zmq.curve_keypair() if settings.curve else None
         self.client_keys = [self._client_key(spec) for spec in seats] if settings.curve else []
-        self._key_of: dict[bytes, str] = {}
         n_actions = max(int(s.n) for s in self.game.action_spaces if isinstance(s, gym.spaces.Discrete))
         self.ledger = Ledger(self.game.n_agents, settings.batch_size, n_actions, settings.rmax)
         self.started = False
@@ -215,11 +214,12 @@ class Arena:
 
     def callback(self, domain: str, key: bytes) -> bool:
         """The ZAP check (pyzmq's authenticator thread calls its credentials provider): only keys issued
-        for a seat get through the handshake."""
+        for a seat get through the handshake. Refusals are logged a few times, then counted (arena.guard)."""
         if key.decode() in self.client_keys:
             return True
-        log.warning("refused a CURVE connection: its client key %s was issued for no seat of this run",
-                    key.decode())
+        if self.gate.refuse_handshake():
+            log.warning("refused a CURVE connection: its client key %s was issued for no seat of this run",
+                        key.decode())
         return False
 
     def _make_curve_server(self, context: zmq.Context) -> ThreadAuthenticator:
@@ -376,9 +376,12 @@ class Arena:
             for _ in range(DRAIN_BATCH):
                 if not readable(self.sock):
                     return
-                frames = self._recv_with_key() if self.curve else recv_frames(self.sock, NOBLOCK)
+                if self.curve:
+                    frames, key = self._recv_with_key()
+                else:
+                    frames, key = recv_frames(self.sock, NOBLOCK), None
                 try:
-                    self._handle(frames[0], frames[1:])
+                    self._handle(frames[0], frames[1:], key)
                 except Exception:
                     log.exception("unexpected failure handling a message from %r; message dropped", frames[0])
                 phase = self._phase
@@ -389,16 +392,15 @@ class Arena:
         finally:
             self._draining = False
 
-    def _recv_with_key(self) -> list[bytes]:
-        """Receive one message and note which client key its connection authenticated with (the ZAP
-        User-Id, pyzmq's default: the key's Z85 text), for the seat check in `hello`."""
+    def _recv_with_key(self) -> tuple[list[bytes], str | None]:
+        """Receive one message with the client key its connection authenticated with (the ZAP User-Id,
+        pyzmq's default: the key's Z85 text), for the seat checks of `hello`. The key is read from the
+        message itself, not remembered per routing id: a later connection may reuse an explicit one."""
         parts = self.sock.recv_multipart(NOBLOCK, copy=False)
-        identity = parts[0].bytes
-        if identity not in self._key_of and len(parts) > 1:
-            self._key_of[identity] = parts[1].get("User-Id")
-        return [part.bytes for part in parts]
+        return [part.bytes for part in parts], parts[1].get("User-Id") if len(parts) > 1 else None
 
-    def _handle(self, identity: bytes, frames: list[bytes]) -> None:
+    def _handle(self, identity: bytes, frames: list[bytes], key: str | None) -> None:
+        """One message from `identity`; `key` is its connection's CURVE client key (None without CURVE)."""
         seat = self._seat_of.get(identity)
         if seat is None and identity not in self._pulse_of and not self.gate.admit(identity):
             return  # over the unseated connections' rate: dropped before any decoding (arena.guard)
@@ -424,7 +426,7 @@ class Arena:
             self._send(identity, Heartbeat(seat=owner.index if owner else None), message)
             return
         if kind == "hello":
-            self._hello(identity, message)
+            self._hello(identity, message, key)
             return
         if seat is None:
             self._reply_error(identity, ProtocolError(
@@ -508,10 +510,11 @@ class Arena:
             seat.name = seat.implementation = ""
 
     # ------------------------------------------------------------------ handshake
-    def _hello(self, identity: bytes, message: Message) -> None:
+    def _hello(self, identity: bytes, message: Message, key: str | None) -> None:
         hello: Hello = message.content
         try:
-            seat = self._assign_seat(identity, hello) if hello.seat_token is None else self._held_seat(identity, hello)
+            seat = self._assign_seat(identity, hello, key) if hello.seat_token is None else \
+                self._held_seat(identity, hello, key)
             self._check_needs(hello)
         except ProtocolError as err:
             self._reply_error(identity, err, message)
@@ -551,9 +554,10 @@ class Arena:
         if phase is not None and seat.index in phase.waiting and seat.index in self._pending:
             self._send_frames(seat.identity, self.codec.encode_fields(self._pending[seat.index]))
 
-    def _held_seat(self, identity: bytes, hello: Hello) -> Seat:
+    def _held_seat(self, identity: bytes, hello: Hello, key: str | None) -> Seat:
         """The seat a `hello` with a `seat_token` rejoins (SPEC §9.1); the token is compared in constant
-        time and never written anywhere."""
+        time and never written anywhere. On a CURVE run the seat's key is needed too (SPEC §21.5): a
+        leaked token alone, or with another seat's key, takes no seat."""
         if self.settings.reconnect_grace_s <= 0:
             raise ProtocolError(ErrorCode.BAD_SEAT_TOKEN, "this run takes no seat back (reconnect_grace_s = 0)",
                                 field="seat_token", fatal=True, hint="join without a seat token, or set "
@@ -562,6 +566,7 @@ class Arena:
             raise ProtocolError(ErrorCode.NO_SEAT, "a seat token rejoins the seat it was given for: send that "
                                 f"seat's index (0..{len(self.seats) - 1}) as `seat`", field="seat", fatal=True)
         seat = self.seats[hello.seat]
+        self._check_key(seat, key)  # first: another seat's key learns nothing, not even whether the token is right
         if seat.token is None or not secrets.compare_digest(seat.token.encode(), hello.seat_token.encode()):
             raise ProtocolError(ErrorCode.BAD_SEAT_TOKEN, f"wrong seat token for seat {seat.index} "
                                 f"('{seat.spec.name}')", field="seat_token", fatal=True,
@@ -578,7 +583,7 @@ class Arena:
                                 "rejoin with the same", field="capabilities", fatal=True)
         return seat
 
-    def _assign_seat(self, identity: bytes, hello: Hello) -> Seat:
+    def _assign_seat(self, identity: bytes, hello: Hello, key: str | None) -> Seat:
         if self.started:
             wanted = self.seats[hello.seat] if hello.seat is not None and 0 <= hello.seat < len(self.seats) else \
                 next((s for s in self.seats if s.spec.name == hello.name), None)
@@ -599,16 +604,10 @@ class Arena:
         else:
             named = [s for s in self.seats if s.spec.name == hello.name]
             if not named and self.curve:  # the key says which seat it was issued for
-                named = [s for s in self.seats if self.client_keys[s.index] == self._key_of.get(identity)]
+                named = [s for s in self.seats if self.client_keys[s.index] == key]
             free = [s for s in self.seats if not s.seated]
             seat = named[0] if named else (free[0] if free else self.seats[0])
-        if self.curve and self._key_of.get(identity) != self.client_keys[seat.index]:
-            holder = next((s for s in self.seats if self.client_keys[s.index] == self._key_of.get(identity)), None)
-            whose = f"seat {holder.index}'s ('{holder.spec.name}')" if holder else "not issued for any seat"
-            raise ProtocolError(ErrorCode.WRONG_KEY, f"seat {seat.index} ('{seat.spec.name}') takes only the CURVE "
-                                f"client key issued for it; this connection's key is {whose}", field="seat",
-                                fatal=True, hint="join with that seat's key file (--client-key NAME.key_secret), "
-                                "or ask for the seat your key was issued for")
+        self._check_key(seat, key)
         if seat.seated:
             raise ProtocolError(ErrorCode.SEAT_TAKEN, f"seat {seat.index} ('{seat.spec.name}') is already "
                                 f"held by '{seat.name}'", field="seat", fatal=True,
@@ -627,6 +626,17 @@ class Arena:
                                 "run has no talk channel", field="capabilities", fatal=True,
                                 hint="set `message_vocab = 8` (or another size) in the [arena] table")
         return seat
+
+    def _check_key(self, seat: Seat, key: str | None) -> None:
+        """On a CURVE run, a seat is taken (or taken back) only with the client key issued for it."""
+        if not self.curve or key == self.client_keys[seat.index]:
+            return
+        holder = next((s for s in self.seats if self.client_keys[s.index] == key), None)
+        whose = f"seat {holder.index}'s ('{holder.spec.name}')" if holder else "not issued for any seat"
+        raise ProtocolError(ErrorCode.WRONG_KEY, f"seat {seat.index} ('{seat.spec.name}') takes only the CURVE "
+                            f"client key issued for it; this connection's key is {whose}", field="seat",
+                            fatal=True, hint="join with that seat's key file (--client-key NAME.key_secret), "
+                            "or ask for the seat your key was issued for")
 
     def _check_needs(self, hello: Hello) -> None:
         missing = [need for need in hello.needs if need not in self.settings.disclose]

@@ -36,6 +36,10 @@ from typing import Any
 
 import tomllib
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from launch.supervisor import run_dir_of
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 RESULTS = REPO / "bench" / "results"
@@ -200,13 +204,11 @@ def launch(run: Run, episodes: int | None, batch_size: int | None, out: Path, ti
         return run
     run.wall_s = time.perf_counter() - start
     output = done.stdout + done.stderr
-    for line in output.splitlines():
-        if line.startswith("run directory: "):
-            run.run_dir = line.removeprefix("run directory: ").strip()
-    if done.returncode != 0 or run.run_dir is None:
+    run_dir = run_dir_of(output)
+    run.run_dir = str(run_dir) if run_dir else None
+    if done.returncode != 0 or run_dir is None:
         run.status, run.error = "failed", f"exit {done.returncode}: {output[-800:]}"
         return run
-    run_dir = Path(run.run_dir)
     try:
         run.arena_wall_s = json.loads((run_dir / "result.json").read_text()).get("wall_time_s")
         run.metrics = scorer(run.variant, config, read_jsonl(run_dir / "episodes.jsonl"), run_dir)

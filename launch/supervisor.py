@@ -26,7 +26,7 @@ from agents.runtime import SEAT_TOKEN_FILE, latest_checkpoint
 from arena.rundir import started_run_id
 from arena.settings import SeatSpec
 from launch.config import RunConfig
-from launch.resume import ResumePoint, set_aside
+from launch.resume import ResumePoint, record_count, set_aside
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -273,11 +273,12 @@ def _wait(process: subprocess.Popen, timeout: float) -> bool:
 def final_means(run_dir: Path) -> dict[str, Any] | None:
     """Per agent: mean return and incentives over the last 10% of training episodes, the collective
     return over them, and that of the evaluation episodes played in that stretch (None if the run has
-    none); None when no training episode finished. What `arena launch` prints and `arena sweep` tabulates."""
+    none); None when no training episode finished. What `arena launch` prints and `arena sweep` tabulates.
+    Only the records `record_count` counts are read: a run killed mid-write leaves a torn last line."""
     path = run_dir / "episodes.jsonl"
     if not path.exists():
         return None
-    played = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    played = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n")[: record_count(path)]]
     episodes = [e for e in played if not e.get("evaluate")]
     if not episodes:
         return None

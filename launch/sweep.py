@@ -3,7 +3,8 @@
 Every cell is an ordinary run config, written to `<out>/<name>/configs/<cell>.toml` and played by one Ray
 task that runs `arena launch` on it, so each cell has a normal run directory under `<out>/<name>/runs/`.
 Ray does the scheduling (a local instance sized to this machine's cores by default, or a cluster with
-`--address`); this module only expands the sweep, skips cells `sweep.jsonl` records as complete, and
+`--address`); this module only expands the sweep, skips cells `sweep.jsonl` records as complete (a cell's
+id ends in a digest of its whole run config, so a cell run with other settings is not one of them), and
 tabulates the finished cells (`summary.md`, `summary.png`, and for tournaments `crossplay.md/png`).
 """
 
@@ -34,6 +35,9 @@ from launch.preflight import preflight
 from launch.supervisor import final_means, run_dir_of
 
 Name = Field(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1, max_length=64)
+#: Seconds a timed-out cell's launcher has to stop its arena and agents after SIGINT (its own shutdown
+#: takes up to about 15 s) before it is killed.
+STOP_GRACE_S = 60.0
 
 
 class SweepSection(BaseModel):
@@ -222,8 +226,10 @@ def _members(population: Population, root: Path) -> list[str | None]:
     return found or [None]
 
 
-def expand(config: SweepConfig, text: str, path: Path) -> list[Cell]:
-    """Every cell of the sweep, in a fixed order (variant, pairing, seed); devices dealt round-robin."""
+def expand(config: SweepConfig, text: str, path: Path, episodes: int | None = None) -> list[Cell]:
+    """Every cell of the sweep, in a fixed order (variant, pairing, seed); devices dealt round-robin and
+    `episodes` (`arena sweep --episodes`) applied before the ids are made, so that a cell's id names its
+    whole run config and a rerun with other settings never takes an earlier cell as done."""
     base_path = (path.parent / config.sweep.base).resolve()
     try:
         load_config(base_path)
@@ -270,18 +276,26 @@ def expand(config: SweepConfig, text: str, path: Path) -> list[Cell]:
                 if chosen is not None:
                     agent["resume"] = chosen
         cell_config["arena"]["seed"] = seed
+        if episodes is not None:
+            cell_config["arena"]["episodes"] = episodes
         label = "-".join([*([pairing.name] if pairing else []), *([f"{focal}_vs_{background}"] if focal else []),
                           *(f"{k[-1]}_{_slug(v)}" for k, v in variant.items())]) or "base"
-        digest = hashlib.sha1(json.dumps([cell_config["arena"], agents], sort_keys=True).encode()).hexdigest()[:8]
-        cells.append(Cell(id=f"{label}-s{seed}-{digest}", group=label, seed=seed,
-                          pairing=pairing.name if pairing else None,
+        cells.append(Cell(id=f"{label}-s{seed}", group=label, seed=seed, pairing=pairing.name if pairing else None,
                           overrides={".".join(k): v for k, v in variant.items()}, config=cell_config,
                           focal=focal, background=background))
     for cell, devices in zip(cells, assign_devices([len(c.config["agents"]) for c in cells], config.sweep.devices)):
         if devices is not None:
             for agent, device in zip(cell.config["agents"], devices):
                 agent["device"] = device
+        cell.id += f"-{config_digest(cell.config)}"
     return cells
+
+
+def config_digest(config: dict[str, Any]) -> str:
+    """A short hash of a cell's run config as it will be run: [arena], [[agents]] (devices included) and
+    [run] without `name` and `out`, which the sweep sets from the id itself and its directory."""
+    run = {k: v for k, v in config.get("run", {}).items() if k not in ("name", "out")}
+    return hashlib.sha1(json.dumps([config["arena"], config["agents"], run], sort_keys=True).encode()).hexdigest()[:8]
 
 
 # ----- running -----
@@ -301,8 +315,15 @@ def run_cell(config_text: str, config_path: str, cwd: str, timeout_s: float) -> 
         code = launcher.returncode
     except subprocess.TimeoutExpired:
         launcher.send_signal(signal.SIGINT)  # the launcher stops its arena and agents as on Ctrl-C
-        output, _ = launcher.communicate()
-        record.update(status="failed", error=f"still running after {timeout_s:.0f} s ([sweep] timeout_s)")
+        error = f"still running after {timeout_s:.0f} s ([sweep] timeout_s)"
+        try:
+            output, _ = launcher.communicate(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            launcher.kill()
+            output, _ = launcher.communicate()
+            error += (f", and its launcher had not stopped {STOP_GRACE_S:.0f} s after SIGINT: it was killed, and "
+                      f"its arena and agents may still run on {record['node']}")
+        record.update(status="failed", error=error)
         code = None
     record["wall_s"] = round(time.monotonic() - started, 3)
     run_dir = run_dir_of(output)
@@ -333,6 +354,7 @@ def _ray(address: str | None, cores: int) -> Any:
         raise SweepError("`arena sweep` runs its cells on Ray, which is not installed: "
                          "pip install 'social-arena[sweep]' (or pip install ray)") from None
     if address is None:  # a fresh local instance, not a cluster `ray start` left running on this machine
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # it reports nothing home unless asked to
         ray.init(address="local", num_cpus=cores, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
     else:
@@ -347,7 +369,7 @@ def run_sweep(path: Path, address: str | None = None, concurrency: int | None = 
     config, text = load_toml(path, SweepConfig, "sweep config")
     if out is not None:
         config.sweep.out = out
-    cells = expand(config, text, path)
+    cells = expand(config, text, path, episodes)
     sweep_dir = (Path(config.sweep.out) / config.sweep.name).resolve()
     configs_dir = sweep_dir / "configs"
     configs_dir.mkdir(parents=True, exist_ok=True)
@@ -355,8 +377,6 @@ def run_sweep(path: Path, address: str | None = None, concurrency: int | None = 
     texts: dict[str, str] = {}
     for cell in cells:
         cell.config["run"] = {**cell.config.get("run", {}), "name": cell.id, "out": str(sweep_dir / "runs")}
-        if episodes is not None:
-            cell.config["arena"]["episodes"] = episodes
         texts[cell.id] = tomli_w.dumps(cell.config)
         cell_path = configs_dir / f"{cell.id}.toml"
         cell_path.write_text(texts[cell.id], encoding="utf-8")
@@ -384,20 +404,24 @@ def run_sweep(path: Path, address: str | None = None, concurrency: int | None = 
         try:
             task = ray.remote(num_cpus=config.sweep.cpus_per_cell, num_gpus=config.sweep.gpus_per_cell,
                               max_retries=0)(run_cell)
-            pending: dict[Any, Cell] = {}
+            pending: dict[Any, tuple[Cell, float]] = {}
             queue = list(todo)
             with open(records_path, "a", encoding="utf-8") as records:
                 while queue or pending:
                     while queue and len(pending) < limit:
                         cell = queue.pop(0)
                         pending[task.remote(texts[cell.id], str(configs_dir / f"{cell.id}.toml"), os.getcwd(),
-                                            config.sweep.timeout_s)] = cell
+                                            config.sweep.timeout_s)] = (cell, time.monotonic())
                     ready, _ = ray.wait(list(pending), num_returns=1)
-                    cell = pending.pop(ready[0])
+                    cell, submitted = pending.pop(ready[0])
+                    try:
+                        outcome = ray.get(ready[0])
+                    except Exception as exc:  # its task raised or its worker died: that cell failed, not the sweep
+                        outcome = {"status": "failed", "wall_s": round(time.monotonic() - submitted, 3),
+                                   "error": "its Ray task failed: " + "\n".join(str(exc).strip().splitlines()[-8:])}
                     record = {"cell": cell.id, "group": cell.group, "seed": cell.seed, "pairing": cell.pairing,
                               "focal": cell.focal, "background": cell.background, "overrides": cell.overrides,
-                              "devices": [a.get("device", "cpu") for a in cell.config["agents"]],
-                              **ray.get(ready[0])}
+                              "devices": [a.get("device", "cpu") for a in cell.config["agents"]], **outcome}
                     failed += record["status"] != "complete"
                     records.write(json.dumps(record) + "\n")
                     records.flush()
@@ -453,7 +477,7 @@ def group_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def write_summary(sweep_dir: Path, name: str, records: list[dict[str, Any]]) -> None:
     """summary.md (mean ± s.e. over seeds per group) and summary.png (the collective return per group)."""
     rows = group_rows(records)
-    failed = [r["cell"] for r in records if r.get("status") != "complete"]
+    failed = [r for r in records if r.get("status") != "complete"]
     lines = [f"# Sweep {name}", "",
              "Means over the last 10% of each run's training episodes (each a mean over the B copies), then "
              "mean ± standard error over seeds.", "",
@@ -463,7 +487,11 @@ def write_summary(sweep_dir: Path, name: str, records: list[dict[str, Any]]) -> 
         lines.append(f"| {row['group']} | {len(row['seeds'])} ({', '.join(map(str, row['seeds']))}) | "
                      f"{_pm(row['collective'])} | {_pm(row['eval_collective'])} | {returns} |")
     if failed:
-        lines += ["", f"Not complete ({len(failed)}): " + ", ".join(failed)]
+        lines += ["", f"Not complete ({len(failed)}):", ""]
+        for record in failed:
+            error = (record.get("error") or "").strip()
+            why = f": {error.splitlines()[-1]}" if error else ""
+            lines.append(f"- {record['cell']}: {record.get('status')}{why}")
     (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     if rows:
         from matplotlib.figure import Figure

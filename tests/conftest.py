@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
+import zmq
+
+from launch.supervisor import run_dir_of
+from protocols.codec import Codec, Message
+from protocols.curve import ClientKeys
+from protocols.messages import Content
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,11 +66,44 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def run_dir_of(output: str) -> Path | None:
-    for line in output.splitlines():
-        if line.startswith("run directory: "):
-            return Path(line.removeprefix("run directory: ").strip())
-    return None
+class RawPeer:
+    """A DEALER socket driven by hand; encodes with the real codec unless told to misbehave. `curve` makes
+    it a CURVE client, `routing_id` gives it an explicit routing id."""
+
+    def __init__(self, context: zmq.Context, address: str, key: bytes | None = None, curve: ClientKeys | None = None,
+                 routing_id: bytes | None = None) -> None:
+        self.socket = context.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        if curve is not None:
+            curve.apply(self.socket)
+        if routing_id is not None:
+            self.socket.setsockopt(zmq.ROUTING_ID, routing_id)
+        self.socket.connect(address)
+        self.codec = Codec(key=key)
+
+    def send(self, content: Content, **header: str) -> None:
+        frames = self.codec.encode(content)
+        if header:
+            fields = msgpack.unpackb(frames[1])
+            fields.update(header)
+            frames[1] = msgpack.packb(fields)
+            frames[0] = self.codec.sign(frames[1:])
+        self.socket.send_multipart(frames)
+
+    def receive(self, timeout_s: float = 5.0) -> Message | None:
+        if not self.socket.poll(int(timeout_s * 1000)):
+            return None
+        return self.codec.decode(self.socket.recv_multipart())
+
+    def expect(self, kind: str, timeout_s: float = 10.0) -> Message:
+        """The next message of type `kind`, skipping lobby updates and heartbeats."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            message = self.receive(deadline - time.monotonic())
+            if message is not None and message.type == kind:
+                return message
+            assert message is None or message.type in ("lobby", "heartbeat"), (kind, message)
+        raise AssertionError(f"no {kind} within {timeout_s} s")
 
 
 def run_processes(run_dir: Path) -> dict[str, int]:

@@ -15,45 +15,11 @@ import numpy as np
 import pytest
 import zmq
 
-from protocols.codec import Codec, Message
-from protocols.messages import Act, Content, Heartbeat, Hello, Ready
-from tests.conftest import REPO, arena_command, read_jsonl, write_config
+from protocols.codec import Codec
+from protocols.messages import Act, Heartbeat, Hello, Ready
+from tests.conftest import REPO, RawPeer, arena_command, read_jsonl, write_config
 
 pytestmark = pytest.mark.slow
-
-
-class RawPeer:
-    """A DEALER socket driven by hand; encodes with the real codec unless told to misbehave."""
-
-    def __init__(self, context: zmq.Context, address: str, key: bytes | None = None) -> None:
-        self.socket = context.socket(zmq.DEALER)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.connect(address)
-        self.codec = Codec(key=key)
-
-    def send(self, content: Content, **header: str) -> None:
-        frames = self.codec.encode(content)
-        if header:
-            fields = msgpack.unpackb(frames[1])
-            fields.update(header)
-            frames[1] = msgpack.packb(fields)
-            frames[0] = self.codec.sign(frames[1:])
-        self.socket.send_multipart(frames)
-
-    def receive(self, timeout_s: float = 5.0) -> Message | None:
-        if not self.socket.poll(int(timeout_s * 1000)):
-            return None
-        return self.codec.decode(self.socket.recv_multipart())
-
-    def expect(self, kind: str, timeout_s: float = 10.0) -> Message:
-        """The next message of type `kind`, skipping lobby updates and heartbeats."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            message = self.receive(deadline - time.monotonic())
-            if message is not None and message.type == kind:
-                return message
-            assert message is None or message.type in ("lobby", "heartbeat"), (kind, message)
-        raise AssertionError(f"no {kind} within {timeout_s} s")
 
 
 def start_arena(run_dir: Path, sign: bool = False) -> tuple[subprocess.Popen, dict]:

@@ -5,18 +5,23 @@ carries no readable protocol; without it the same capture shows the msgpack fiel
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import shlex
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+import zmq
 
 from launch.config import ConfigError, load_config
-from tests.conftest import REPO, arena_command, read_jsonl, write_config
+from protocols.curve import ClientKeys, read_secret_file
+from protocols.messages import Heartbeat, Hello
+from tests.conftest import REPO, RawPeer, arena_command, read_jsonl, write_config
 
 pytestmark = pytest.mark.slow
 ARENA_HOST = "127.0.0.2"
@@ -148,6 +153,63 @@ def test_the_same_capture_without_curve_shows_the_protocol(tmp_path: Path) -> No
     assert len(episodes) == 3
     for plaintext in (b"observe", b"actions", b"hello", b"tit-for-tat", b"episode_end"):
         assert plaintext in captured
+
+
+def test_a_seat_is_taken_and_taken_back_only_with_its_own_key(tmp_path: Path) -> None:
+    """The key is that of the connection a `hello` comes on: not remembered per routing id (a later connection
+    may reuse one), and checked when a seat token rejoins a seat too (SPEC §21.5)."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "arena.json").write_text(json.dumps({
+        "arena": {"game": "ipd", "batch_size": 2, "curve": True, "reconnect_grace_s": 60.0},
+        "seats": [{"name": "a"}, {"name": "b"}]}))
+    arena = subprocess.Popen([sys.executable, "-m", "arena", str(run_dir)], cwd=REPO, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    context = zmq.Context()
+    try:
+        path = run_dir / "connection.json"
+        deadline = time.monotonic() + 30
+        while not (path.exists() and path.read_text().strip().endswith("}")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        connection = json.loads(path.read_text())
+        server = connection["curve_server_key"].encode()
+        keys = {name: ClientKeys(server, *read_secret_file(run_dir / "keys" / f"{name}.key_secret")) for name in "ab"}
+
+        def peer(name: str, routing_id: bytes | None = None) -> RawPeer:
+            return RawPeer(context, connection["address"], curve=keys[name], routing_id=routing_id)
+
+        first = peer("a", b"reused")  # with a's key: its first message must not vouch for a later connection
+        first.send(Heartbeat())
+        assert first.receive().type == "heartbeat"
+        first.socket.close(0)
+        for _ in range(50):  # until the arena has dropped the first connection and takes the routing id again
+            later = peer("b", b"reused")
+            later.send(Hello(name="a", seat=0))
+            reply = later.receive(0.2)
+            if reply is not None:
+                break
+            later.socket.close(0)
+        assert reply.type == "error", reply
+        assert reply.content.code == "wrong_key" and "this connection's key is seat 1's ('b')" in reply.content.message
+
+        seated = {name: peer(name) for name in "ab"}
+        tokens = {}
+        for index, (name, joined) in enumerate(seated.items()):
+            joined.send(Hello(name=name, seat=index))
+            tokens[name] = joined.expect("welcome").content.seat_token
+        thief = peer("a")  # a's key and b's leaked token
+        thief.send(Hello(name="b", seat=1, seat_token=tokens["b"]))
+        error = thief.expect("error").content
+        assert error.code == "wrong_key" and error.fatal
+        assert "seat 1 ('b') takes only the CURVE client key issued for it; this connection's key is seat 0's " \
+               "('a')" in error.message
+        back = peer("b")  # b's own key and token: it rejoins
+        back.send(Hello(name="b", seat=1, seat_token=tokens["b"]))
+        assert back.expect("welcome").content.seat == 1
+    finally:
+        context.destroy(0)
+        arena.terminate()
+        arena.wait(timeout=10)
 
 
 @pytest.mark.parametrize(("arena", "seat", "message"), [

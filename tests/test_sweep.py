@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from launch.sweep import SweepConfig, SweepError, assign_devices, expand, load_toml, mean_se
+import launch.sweep as sweep_module
+from launch.supervisor import final_means
+from launch.sweep import SweepConfig, SweepError, assign_devices, expand, load_toml, mean_se, run_sweep
 from tests.conftest import REPO, arena_command, launch, read_jsonl, write_config
 
 IPD = {"game": "ipd", "episodes": 3, "batch_size": 8, "disclose": ["actions"], "params": {"max_steps": 10}}
@@ -68,6 +70,59 @@ def test_sweep_runs_every_cell_on_ray_summarizes_and_skips_finished_cells_on_rer
     assert len(read_jsonl(sweep_dir / "sweep.jsonl")) == 4
 
 
+@pytest.mark.slow
+def test_a_rerun_without_the_episodes_override_runs_the_cell_again_and_summarizes_that_run(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    path = write_sweep(tmp_path, "")
+    sweep_dir = tmp_path / "out" / "s"
+    short = sweep(path, "--episodes", "1")
+    assert short.returncode == 0, short.stdout + short.stderr
+    full = sweep(path)
+    output = full.stdout + full.stderr
+    assert full.returncode == 0, output
+    assert "1 cells, 0 already complete, 1 to run" in output
+    records = read_jsonl(sweep_dir / "sweep.jsonl")
+    assert [r["means"]["episodes"] for r in records] == [1, 3]
+    assert len(read_jsonl(Path(records[1]["run_dir"]) / "episodes.jsonl")) == 3
+    # the summary is of the run as configured now: tit-for-tat vs always-defect, 10 steps, in every episode
+    assert "| base | 1 (0) | -39.000 | – | alice -21.000; bob -18.000 |" in (sweep_dir / "summary.md").read_text()
+    again = sweep(path, "--episodes", "1")
+    assert "1 cells, 1 already complete, 0 to run" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_a_cell_whose_task_fails_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("ray")
+    path = write_sweep(tmp_path, "seeds = [0, 1]\nconcurrency = 1\n")
+    real = sweep_module.run_cell
+
+    def run_cell(config_text: str, config_path: str, cwd: str, timeout_s: float) -> dict:
+        if "seed = 0" in config_text:  # as when its worker dies or a node's disk is full
+            raise OSError("No space left on device")
+        return real(config_text, config_path, cwd, timeout_s)
+
+    monkeypatch.setattr(sweep_module, "run_cell", run_cell)  # Ray ships the function by value to its workers
+    echoed: list[str] = []
+    assert run_sweep(path, echo=echoed.append) == 1
+    sweep_dir = tmp_path / "out" / "s"
+    records = {r["seed"]: r for r in read_jsonl(sweep_dir / "sweep.jsonl")}
+    assert {seed: r["status"] for seed, r in records.items()} == {0: "failed", 1: "complete"}
+    assert "No space left on device" in records[0]["error"]
+    summary = (sweep_dir / "summary.md").read_text()
+    assert "| base | 1 (1) | -39.000 | – |" in summary
+    assert f"- {records[0]['cell']}: failed: " in summary and "No space left on device" in summary
+
+
+def test_final_means_skip_a_torn_last_line(tmp_path: Path) -> None:
+    episode = {"evaluate": False, "trained": 1, "returns": {"a": 1.0}, "incentives_given": {"a": 0.0},
+               "incentives_received": {"a": 0.0}, "collective_return": 1.0, "collective_per_step": 0.1}
+    lines = [json.dumps({**episode, "episode": e}) + "\n" for e in range(2)]
+    (tmp_path / "episodes.jsonl").write_text("".join(lines) + lines[0][:30])  # killed while writing the third
+    means = final_means(tmp_path)
+    assert means is not None and means["episodes"] == 2 and means["collective"] == 1.0
+
+
 def test_grid_times_pairings_times_seeds_and_devices_dealt_round_robin(tmp_path: Path) -> None:
     path = write_sweep(tmp_path, 'seeds = [3, 4]\ndevices = ["cuda:0", "cuda:1", "cuda:2"]\n\n'
                        '[grid.arena.params]\nmax_steps = [5, 7]\n\n[grid.agents.1.options]\np = [0.1]\n')
@@ -78,6 +133,17 @@ def test_grid_times_pairings_times_seeds_and_devices_dealt_round_robin(tmp_path:
     assert len({c.id for c in cells}) == 4 and cells[0].group == cells[1].group != cells[2].group
     assert [[a["device"] for a in c.config["agents"]] for c in cells] == [
         ["cuda:0", "cuda:1"], ["cuda:2", "cuda:0"], ["cuda:1", "cuda:2"], ["cuda:0", "cuda:1"]]
+
+
+def test_a_cell_id_names_its_whole_run_config(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, "seeds = [0]\n")
+    config, text = load_toml(path, SweepConfig, "sweep config")
+    plain = expand(config, text, path)[0].id
+    assert expand(config, text, path)[0].id == plain
+    assert expand(config, text, path, episodes=3)[0].id == plain  # the base's own count: the same run
+    assert expand(config, text, path, episodes=10)[0].id != plain  # `--episodes 10` is another run
+    config.sweep.devices = ["cuda:0"]
+    assert expand(config, text, path)[0].id != plain
 
 
 def test_assign_devices_keeps_seats_devices_when_none_are_given() -> None:

@@ -140,6 +140,8 @@ class Launch:
                        "--checkpoint-every", str(self.config.run.checkpoint_every)]
             if spec.resume:
                 command += ["--resume", spec.resume]
+            if spec.options:  # some decide the hello (MOA's `communication` declares "messages")
+                command += ["--options", json.dumps(spec.options)]
             if connection.get("curve_server_key"):
                 command += ["--client-key", str(self.run_dir / "keys" / f"{spec.name}.key_secret")]
             if self.config.run.mqtt:

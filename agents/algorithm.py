@@ -32,6 +32,8 @@ class RunFacts:
     disclose: frozenset[str]
     rmax: float
     action_names: list[list[str]]
+    #: cheap-talk symbols per step (`[arena] message_vocab`); 0: the run has no talk channel
+    message_vocab: int = 0
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class SeatInfo:
     noop_action: int | None = None
     #: What the arena does when this seat misses a step deadline: "wait", "default" or "abort".
     deadline_policy: str = "abort"
+    #: Cheap-talk symbols per step (`welcome.message_vocab`): what `speak` may send is 0..message_vocab − 1.
+    message_vocab: int = 0
 
     @property
     def action_space(self) -> gym.Space:
@@ -135,6 +139,10 @@ class Trajectory:
     state: np.ndarray | None = None
     visibility: np.ndarray | None = None
     action_masks: np.ndarray | None = None
+    #: the symbols this agent sent at t (`speak`), for an agent that talks
+    messages: np.ndarray | None = None
+    #: `[T, B, N]`: every agent's symbol sent at t as the arena delivered it (-1: none), disclose `messages`
+    joint_messages: np.ndarray | None = None
 
     @property
     def length(self) -> int:
@@ -146,11 +154,13 @@ class Algorithm(ABC):
 
     `needs` names the disclosures the algorithm cannot work without (any of `DISCLOSURES`, `visibility`
     included); the arena refuses the seat when the run does not disclose them. `pays` = True asks for the
-    incentive pay phase.
+    incentive pay phase. `talks` = True (or `talks_with(options)`) declares the `messages` capability: the
+    runtime then calls `speak` after each `act` and sends its symbols with the actions.
     """
 
     needs: ClassVar[frozenset[str]] = frozenset()
     pays: ClassVar[bool] = False
+    talks: ClassVar[bool] = False
     #: The games this algorithm can play (arena game names); None: any game.
     games: ClassVar[frozenset[str] | None] = None
     #: The pydantic model of this algorithm's options (unknown keys should be errors); None: not declared,
@@ -183,6 +193,11 @@ class Algorithm(ABC):
         """Whether a seat of this kind with these options asks for the pay phase; by default `pays`."""
         return cls.pays
 
+    @classmethod
+    def talks_with(cls, options: dict[str, Any]) -> bool:
+        """Whether a seat of this kind with these options sends cheap talk; by default `talks`."""
+        return cls.talks
+
     def host(self, play: Callable[[], int], stop: Callable[[str], None]) -> int:
         """Run `play` (the runtime's loop, which returns the exit code) and return its result.
         An interactive agent runs it beside its user interface and calls `stop(reason)` to leave."""
@@ -196,6 +211,12 @@ class Algorithm(ABC):
     def act(self, view: StepView) -> np.ndarray:
         """Return actions `[B]` (int64) for the observation in `view` (without exploration when
         `view.evaluate`)."""
+
+    def speak(self, view: StepView) -> np.ndarray:
+        """Cheap-talk symbols `[B]` (int64 in 0..`SeatInfo.message_vocab` − 1) sent with this step's actions.
+        Called right after `act` on the same view, so it may sample from what `act` computed; only for an
+        agent that talks."""
+        raise NotImplementedError(f"{type(self).__name__} talks but does not implement speak()")
 
     def pay(self, view: StepView, joint_action: np.ndarray) -> np.ndarray:
         """Incentives `[B, N]` to give for this step's joint action `[B, N]`; self entry must be 0."""

@@ -123,8 +123,9 @@ def resume_problems(cls: type[Algorithm], kind: str, resume: str) -> list[Proble
 
 def run_problems(cls: type[Algorithm], kind: str, run: RunFacts, options: dict[str, Any] | None,
                  seat: int) -> list[Problem]:
-    """What the run must offer this kind: its game, the disclosures it needs, a pay phase if it pays, and
-    (given valid `options`) whatever else the algorithm checks itself (`Algorithm.check_run`)."""
+    """What the run must offer this kind: its game, the disclosures it needs, a pay phase if it pays, a talk
+    channel if it talks, and (given valid `options`) whatever else the algorithm checks itself
+    (`Algorithm.check_run`)."""
     problems = [Problem("kind", f"kind '{kind}' cannot play this run: {why}")
                 for why in (cls.check_run(options, run, seat) if options is not None else [])]
     if cls.games is not None and run.game not in cls.games:
@@ -140,4 +141,8 @@ def run_problems(cls: type[Algorithm], kind: str, run: RunFacts, options: dict[s
     if cls.pays_with(options or {}) and run.rmax <= 0:
         problems.append(Problem("arena.rmax", f"kind '{kind}' pays incentives but the run has rmax = "
                                               f"{run.rmax:g}: set rmax = 2.0 (or another positive cap) in [arena]"))
+    if cls.talks_with(options or {}) and run.message_vocab <= 0:
+        problems.append(Problem("arena.message_vocab", f"kind '{kind}' sends cheap-talk symbols but the run has "
+                                                       "no talk channel: set message_vocab = 8 (or another size) "
+                                                       "in [arena]"))
     return problems

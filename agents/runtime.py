@@ -123,7 +123,7 @@ class TrajectoryBuffer:
             previous.update(rewards=view.reward, extrinsic=view.extrinsic, incentives=view.incentives,
                             terminated=view.terminated,
                             joint_actions=view.others_actions, joint_rewards=view.others_rewards,
-                            payments=view.payments)
+                            payments=view.payments, joint_messages=view.messages)
         else:
             self.first_t = view.t
         self.steps.append({"obs": view.obs, "valid": view.active, "joint_obs": view.others_observations,
@@ -131,6 +131,9 @@ class TrajectoryBuffer:
 
     def acted(self, actions: np.ndarray) -> None:
         self.steps[-1]["actions"] = actions
+
+    def spoke(self, symbols: np.ndarray) -> None:
+        self.steps[-1]["messages"] = symbols
 
     def paid(self, amounts: np.ndarray) -> None:
         self.steps[-1]["paid"] = amounts
@@ -155,7 +158,8 @@ class TrajectoryBuffer:
             terminated=stack("terminated"),
             paid=stack("paid"), joint_actions=stack("joint_actions"), joint_rewards=stack("joint_rewards"),
             joint_obs=joint_obs, payments=stack("payments"), state=stack("state", True),
-            visibility=stack("visibility", True), action_masks=stack("action_masks"))
+            visibility=stack("visibility", True), action_masks=stack("action_masks"),
+            messages=stack("messages"), joint_messages=stack("joint_messages"))
 
 
 def view_from(observe: Observe) -> StepView:
@@ -185,6 +189,8 @@ class AgentRuntime:
         self.device = device
         self.seed = seed
         self.options = options or {}
+        #: whether the algorithm sends cheap talk with its actions (declared in hello as "messages")
+        self.talks = type(algorithm).talks_with(self.options)
         self.out_dir = out_dir
         self.checkpoint_every = checkpoint_every
         self.resume = resume
@@ -309,8 +315,10 @@ class AgentRuntime:
 
     def _handshake(self) -> None:
         algo = self.algorithm
+        capabilities = [name for name, on in (("incentives", type(algo).pays_with(self.options)),
+                                              ("messages", self.talks)) if on]
         self._send(Hello(name=self.name, implementation=self.implementation, seat=self.seat,
-                         capabilities=["incentives"] if type(algo).pays_with(self.options) else [],
+                         capabilities=capabilities,
                          needs=sorted(algo.needs), heartbeat_identity=self.heartbeats.identity.decode(),
                          seat_token=self.seat_token))
         while True:
@@ -336,14 +344,18 @@ class AgentRuntime:
             run_dir=str(self.out_dir) if self.out_dir else None,
             observation_layout=layout_of(welcome.observation_space),
             observation_layouts=[layout_of(d) for d in welcome.observation_spaces],
-            noop_action=welcome.noop_action, deadline_policy=welcome.deadlines.policy)
+            noop_action=welcome.noop_action, deadline_policy=welcome.deadlines.policy,
+            message_vocab=welcome.message_vocab)
         log.info("%s %s at %d of %d in run %s", self.name, "rejoined its seat" if self.seat_token else "seated",
                  welcome.seat, welcome.n_agents, welcome.run_id)
         if self.mqtt is not None:
             self._start_telemetry(welcome.run_id, welcome.names[welcome.seat])
         cls = type(algo)
         run = RunFacts(game=welcome.game, n_agents=welcome.n_agents, disclose=self.info.disclosed, rmax=welcome.rmax,
-                       action_names=welcome.action_names)
+                       action_names=welcome.action_names, message_vocab=welcome.message_vocab)
+        if cls.talks_with(self.info.options) != self.talks:
+            raise AgentError(f"the run's options for {self.name} {'do not ' if self.talks else ''}make it talk, but "
+                             "its hello said otherwise: pass the seat's options to `arena agent` with --options")
         problems = option_problems(cls, self.implementation, self.info.options, welcome.game)
         problems += run_problems(cls, self.implementation, run, None if problems else self.info.options, welcome.seat)
         if problems:
@@ -400,13 +412,17 @@ class AgentRuntime:
         self.buffer.observe(view)
         started = time.perf_counter()
         actions = np.asarray(self.algorithm.act(view), dtype=np.int64)
+        reply = {"type": "act", "episode": observe.episode, "t": observe.t, "actions": actions}
+        if self.talks:
+            reply["message"] = np.asarray(self.algorithm.speak(view), dtype=np.int64)
         elapsed = time.perf_counter() - started
         if observe.deadline_s is not None and elapsed > observe.deadline_s:
             log.warning("act() took %.2f s, past the step deadline of %.2f s", elapsed, observe.deadline_s)
         self.buffer.acted(actions)
+        if self.talks:
+            self.buffer.spoke(reply["message"])
         # The runtime's own reply, built from known-good fields: encoded without a pydantic model.
-        send_frames(self.socket, self.codec.encode_fields(
-            {"type": "act", "episode": observe.episode, "t": observe.t, "actions": actions}, message.header))
+        send_frames(self.socket, self.codec.encode_fields(reply, message.header))
 
     def _on_pay_request(self, message: Message) -> None:
         request: PayRequest = message.content

@@ -40,7 +40,8 @@ def preflight(config: RunConfig, text: str, path: Path) -> list[str]:
     (`arena agent` checks itself)."""
     arena = config.arena
     run = RunFacts(game=arena.game, n_agents=len(config.agents), disclose=frozenset(arena.disclose),
-                   rmax=arena.rmax, action_names=make_game(arena.game, arena.params, 1).action_names)
+                   rmax=arena.rmax, action_names=make_game(arena.game, arena.params, 1).action_names,
+                   message_vocab=arena.message_vocab)
     lines = []
     for index, seat in enumerate(config.agents):
         if seat.external:

@@ -160,6 +160,8 @@ class Launch:
             resume = latest_checkpoint(out_dir) or resume
         if resume:
             command += ["--resume", str(resume)]
+        if spec.options:  # some decide the hello (MOA's `communication` declares "messages")
+            command += ["--options", json.dumps(spec.options)]
         if self.connection.get("curve_server_key"):
             command += ["--client-key", str(self.run_dir / "keys" / f"{spec.name}.key_secret")]
         if self.config.run.mqtt:

@@ -157,10 +157,14 @@ class RecurrentPPO(LearningAlgorithm):
         self.state = self.net.initial_state(info.batch_size, self.device)
 
     def build_net(self, info: SeatInfo, o: PPOOptions) -> RecurrentActorCritic:
-        extra = sum(self.sizes) - self.sizes[info.seat] if o.visible_actions else 0
         return RecurrentActorCritic(info.observation_space, self.sizes[info.seat], o.hidden, o.core, o.core_size,
-                                    o.conv_channels, layout=info.observation_layout, extra_dim=extra,
+                                    o.conv_channels, layout=info.observation_layout,
+                                    extra_dim=self.policy_extra_dim(info, o),
                                     conv_padding=o.conv_padding).to(self.device)
+
+    def policy_extra_dim(self, info: SeatInfo, o: PPOOptions) -> int:
+        """Width of the policy LSTM's extra inputs: the others' one-hot previous actions, or 0."""
+        return sum(self.sizes) - self.sizes[info.seat] if o.visible_actions else 0
 
     def build_extra_modules(self, info: SeatInfo, o: PPOOptions) -> None:
         """Modules beyond the policy, built under the same seed (MOA's model of the others)."""
@@ -174,6 +178,16 @@ class RecurrentPPO(LearningAlgorithm):
             return None
         return onehot_others(previous_joint, self.info.seat, self.sizes)
 
+    def view_extra(self, view: StepView) -> torch.Tensor | None:
+        """The policy's extra inputs `[B, ...]` at this step (None without any)."""
+        if not self.opts.visible_actions:
+            return None
+        return self.policy_extra(torch.as_tensor(view.others_actions, dtype=torch.int64, device=self.device))
+
+    def trajectory_extra(self, traj: Trajectory) -> torch.Tensor | None:
+        """The policy's extra inputs `[T+1, B, ...]` over an episode, as `view_extra` gave them (None without)."""
+        return self.policy_extra(self.previous_joint(traj)) if self.opts.visible_actions else None
+
     def previous_joint(self, traj: Trajectory) -> torch.Tensor:
         """`[T+1, B, N]`: everyone's actions at t − 1 as seen at t (the game's no-op at t = 0)."""
         joint = torch.as_tensor(np.asarray(traj.joint_actions), dtype=torch.int64, device=self.device)
@@ -184,10 +198,7 @@ class RecurrentPPO(LearningAlgorithm):
     def act(self, view: StepView) -> np.ndarray:
         if view.t == 0:
             self.state = self.net.initial_state(self.info.batch_size, self.device)
-        extra = None
-        if self.opts.visible_actions:
-            extra = self.policy_extra(torch.as_tensor(view.others_actions, dtype=torch.int64, device=self.device))
-        actions, self.state = self.learner.act(self.obs_tensor(view.obs), self.state, self.gen, extra)
+        actions, self.state = self.learner.act(self.obs_tensor(view.obs), self.state, self.gen, self.view_extra(view))
         return actions.cpu().numpy()
 
     def learning_reward(self, traj: Trajectory, tt: TrajectoryTensors, logits: torch.Tensor
@@ -206,7 +217,7 @@ class RecurrentPPO(LearningAlgorithm):
         lr = schedule(o.lr_knots, o.lr, self.env_steps)
         self.learner.set_lr(lr)
         self.learner.entropy_coeff = schedule(o.entropy_knots, o.entropy_coeff, self.env_steps)
-        extra = self.policy_extra(self.previous_joint(trajectory)) if o.visible_actions else None
+        extra = self.trajectory_extra(trajectory)
         rollout = self.learner.rollout_pass(tt.obs, extra)
         rewards, reward_metrics = self.learning_reward(trajectory, tt, rollout[0])
         metrics = self.learner.update(tt.obs, tt.actions, rewards, tt.valid, tt.terminal, self.gen, extra,

@@ -221,14 +221,20 @@ class RecurrentActorCritic(nn.Module):
         zeros = torch.zeros(1, batch, self.core_size, device=device)
         return (zeros, zeros.clone()) if self.kind == "lstm" else zeros
 
-    def forward(self, obs: torch.Tensor, state: RecurrentState, extra: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, RecurrentState]:
+    def features(self, obs: torch.Tensor, state: RecurrentState, extra: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, RecurrentState]:
+        """The core's output `[T, B, core_size]`, which the heads read (MOA's message head too), and the
+        state after the sequence."""
         x = self.fc(self.encoder(obs))
         if self.extra_dim:
             if extra is None:
                 raise ValueError("this net was built with extra inputs; pass `extra`")
             x = torch.cat([x, extra.to(x.dtype)], dim=-1)
-        out, state = self.core(x, state)
+        return self.core(x, state)
+
+    def forward(self, obs: torch.Tensor, state: RecurrentState, extra: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, RecurrentState]:
+        out, state = self.features(obs, state, extra)
         return self.policy(out), self.value(out).squeeze(-1), state
 
 

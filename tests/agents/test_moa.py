@@ -95,10 +95,10 @@ def rare_effect_episode(rng: np.random.Generator, steps: int = 10, batch: int = 
 
 def influence_on_the_rare_action(agent: MOA, traj: Trajectory) -> float:
     """Mean influence credited to the steps where agent 0 played TRIGGER."""
-    joint, visible = agent.tensors(traj)
+    joint, said, visible = agent.tensors(traj)
     obs = torch.as_tensor(traj.obs)
-    logits, _, _ = agent.learner.rollout_pass(obs, agent.policy_extra(agent.previous_joint(traj)))
-    credit = credit_shift(agent.influence(obs, joint, logits, visible))
+    logits, _, _ = agent.learner.rollout_pass(obs, agent.trajectory_extra(traj))
+    credit = credit_shift(agent.influence(obs, joint, said, logits, joint[..., 0], visible))
     return float(credit[:-1][joint[:-1, :, 0] == TRIGGER].mean())
 
 
@@ -118,14 +118,15 @@ def test_influence_appears_only_where_actions_affect_the_other() -> None:
 def test_influence_uses_the_frozen_own_policy() -> None:
     agent = moa_agent()
     traj = episode(np.random.default_rng(1), copier=True)
-    joint, visible = agent.tensors(traj)
+    joint, said, visible = agent.tensors(traj)
     obs = torch.as_tensor(traj.obs)
-    logits, _, _ = agent.learner.rollout_pass(obs, agent.policy_extra(agent.previous_joint(traj)))
-    value = agent.influence(obs, joint, logits, visible)
+    logits, _, _ = agent.learner.rollout_pass(obs, agent.trajectory_extra(traj))
+    value = agent.influence(obs, joint, said, logits, joint[..., 0], visible)
     assert not value.requires_grad
     assert value[0].abs().sum() == 0  # no prediction of step 0
     certain = torch.nn.functional.one_hot(joint[..., 0], 3).float() * 50.0  # π puts all mass on what was done
-    assert float(agent.influence(obs, joint, torch.cat([certain, certain[:1]]), visible).abs().max()) < 1e-4
+    assert float(agent.influence(obs, joint, said, torch.cat([certain, certain[:1]]), joint[..., 0],
+                                 visible).abs().max()) < 1e-4
 
 
 def test_zero_turns_clipping_off_and_presets_resolve_per_game() -> None:

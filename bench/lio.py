@@ -224,6 +224,13 @@ def fmt(x: Any, digits: int = 2) -> str:
     return "–" if x is None or (isinstance(x, float) and x != x) else f"{x:.{digits}f}"
 
 
+def failed_row(r: Run, blanks: int) -> str:
+    """The table row of a run that did not finish: `blanks` empty metric columns, its wall time, its error."""
+    detail = (r.error or "").replace("\n", " ")[:200]
+    return (f"| {r.experiment} | {r.variant} | {r.seed} | {r.status} | " + "– | " * blanks
+            + f"{fmt(r.wall_s, 0)} | {detail} |")
+
+
 def metrics_by_variant(runs: list[Run]) -> dict[str, list[dict[str, Any]]]:
     """The metrics of the finished runs, per variant, in run order."""
     ok: dict[str, list[dict[str, Any]]] = {}

@@ -25,6 +25,7 @@ from bench.lio import (
     RESULTS,
     Report,
     Run,
+    failed_row,
     fmt,
     mean,
     metrics_by_variant,
@@ -80,8 +81,7 @@ def targets(runs: list[Run]) -> list[str]:
 def row(r: Run) -> str:
     m = r.metrics
     if r.status != "ok":
-        return f"| {r.experiment} | {r.variant} | {r.seed} | {r.status} | – | – | – | – | {fmt(r.wall_s, 0)} | " \
-               f"{(r.error or '')[:200]} |"
+        return failed_row(r, 4)
     opener = ", ".join(f"{k} {fmt(v, 4)}" for k, v in m["opener"].items())
     return (f"| {r.experiment} | {r.variant} | {r.seed} | ok | {m['episodes']} × B {m['batch_size']} | "
             f"{fmt(m['opened_first10'])} | {fmt(m['opened'])} | {fmt(m.get('eval_opened'))} | {fmt(r.wall_s, 0)} | "

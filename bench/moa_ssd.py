@@ -23,7 +23,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.lio import LAST_FRACTION, RESULTS, Report, Run, fmt, mean, metrics_by_variant, run_seeds, seed_bench_parser
+from bench.lio import (
+    LAST_FRACTION,
+    RESULTS,
+    Report,
+    Run,
+    failed_row,
+    fmt,
+    mean,
+    metrics_by_variant,
+    run_seeds,
+    seed_bench_parser,
+)
 
 EXPERIMENTS: dict[str, list[str]] = {game: [f"{game}_moa", f"{game}_ppo", f"{game}_ppo_visible"]
                                      for game in ("cleanup", "harvest")}
@@ -85,8 +96,7 @@ def targets(runs: list[Run]) -> list[str]:
 def row(r: Run) -> str:
     m = r.metrics
     if r.status != "ok":
-        return f"| {r.experiment} | {r.variant} | {r.seed} | {r.status} | – | – | – | – | {fmt(r.wall_s, 0)} | " \
-               f"{(r.error or '')[:200]} |"
+        return failed_row(r, 4)
     moa = ", ".join(f"{k} {fmt(v, 4)}" for k, v in m.get("moa", {}).items())
     return (f"| {r.experiment} | {r.variant} | {r.seed} | ok | {m['episodes']} × B {m['batch_size']} | "
             f"{m['env_steps']:,} | {fmt(m['collective_first10'])} | {fmt(m['collective'])} | {fmt(r.wall_s, 0)} | "

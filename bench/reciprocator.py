@@ -32,6 +32,7 @@ from bench.lio import (
     RESULTS,
     Report,
     Run,
+    failed_row,
     fmt,
     mean,
     metrics_by_variant,
@@ -128,8 +129,7 @@ def targets(runs: list[Run]) -> list[str]:
 def row(r: Run) -> str:
     m = r.metrics
     if r.status != "ok":
-        detail = (r.error or "").replace("\n", " ")[:200]
-        return f"| {r.experiment} | {r.variant} | {r.seed} | {r.status} | – | – | – | {fmt(r.wall_s, 0)} | {detail} |"
+        return failed_row(r, 3)
     behaviour = m.get("cooperation") or m.get("own_coin")
     label = "P(cooperate)" if "cooperation" in m else "P(own coin)"
     detail = "; ".join(f"{name}: {', '.join(f'{k} {fmt(v, 3)}' for k, v in values.items())}"

@@ -48,6 +48,13 @@ def agent(kind: str, address: str, seat: int, name: str, *extra: str) -> subproc
                             text=True)
 
 
+def kill_all(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def wait_for(condition: Any, what: str, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -84,10 +91,7 @@ def test_a_killed_agent_restarted_with_its_seat_token_rejoins_and_the_run_comple
         assert processes[-1].returncode == 0, output
         assert "rejoined its seat" in output
     finally:
-        for process in [arena, *processes]:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        kill_all([arena, *processes])
     result = json.loads((run_dir / "result.json").read_text())
     assert result["status"] == "complete" and result["episodes"] == 12
     assert [seat["rejoins"] for seat in result["seats"]] == [0, 1]
@@ -111,10 +115,7 @@ def test_a_seat_nobody_rejoins_ends_the_run_after_the_grace_and_defaults_cover_t
         assert arena.wait(timeout=120) == 3
         assert time.monotonic() - killed < 1.0 + 3.0 + 15.0
     finally:
-        for process in [arena, *processes]:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        kill_all([arena, *processes])
     result = json.loads((run_dir / "result.json").read_text())
     assert result["status"] == "aborted"
     assert result["reason"].startswith("agent 'b' (seat 1, tests.faulty_agents:SlowDefector) sent nothing for")

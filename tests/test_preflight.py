@@ -156,6 +156,26 @@ def test_arena_agent_checks_itself_before_connecting() -> None:
 
 
 @pytest.mark.slow
+def test_launched_seats_with_a_preset_run(tmp_path: Path) -> None:
+    """A launched agent gets its seat's options on its command line and checks them before it knows the
+    game: a preset (whose values are per game) must pass that check and be applied after `welcome`."""
+    config = write_config(tmp_path / "preset.toml", {"game": "ipd", "episodes": 1, "batch_size": 4,
+                                                     "disclose": ["actions", "rewards"], "params": {"max_steps": 4}},
+                          [{"name": "reciprocator", "kind": "reciprocator", "options": {"preset": "paper"}},
+                           {"name": "nl", "kind": "nl-ppo"}])
+    finished = launch(config, 180)
+    assert finished.code == 0, finished.output
+    assert len(finished.episodes()) == 1
+
+
+def test_a_preset_the_kind_does_not_have_is_refused_before_connecting() -> None:
+    done = subprocess.run(arena_command("agent", "a2c", "--connect", "tcp://127.0.0.1:9", "--options",
+                                        '{"preset": "ssd-ppo"}'), cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "preset 'ssd-ppo' is not one of this kind's presets: paper-a3c" in done.stderr
+
+
+@pytest.mark.slow
 def test_an_agent_failing_mid_run_is_named_as_the_cause(tmp_path: Path) -> None:
     config = config_with(tmp_path, {"kind": "tests.faulty_agents:Crasher"})
     finished = launch(config)

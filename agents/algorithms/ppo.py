@@ -119,10 +119,14 @@ class RecurrentPPO(LearningAlgorithm):
 
     @classmethod
     def resolve_options(cls, options: dict[str, Any], game: str | None) -> PPOOptions:
-        """Options over the preset's values for this game (explicit options win)."""
+        """Options over the preset's values for this game (explicit options win). Without a game (an
+        agent checking its options before it joins, `arena agent`) only the preset's name is checked: the
+        runtime checks the preset's values again once `welcome` names the game."""
         name = options.get("preset")
         base: dict[str, Any] = {}
-        if name is not None and name in cls.presets:
+        if name is not None and name not in cls.presets:
+            raise ValueError(f"preset {name!r} is not one of this kind's presets: {', '.join(cls.presets)}")
+        if name is not None and game is not None:
             by_game = cls.presets[name]
             key = next((g for g in by_game if g in (game or "")), None)
             if key is None:

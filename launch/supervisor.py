@@ -117,8 +117,9 @@ class Launch:
     failure_seen_at: float = 0.0
     #: the arena's connection file, once it listens
     connection: dict[str, Any] = field(default_factory=dict)
-    #: when each agent was last restarted to rejoin its seat (monotonic s), and those no longer restarted
-    restarted_at: dict[str, float] = field(default_factory=dict)
+    #: when each agent was last restarted to rejoin its seat (monotonic s) and how many episodes the run had
+    #: recorded then; and the agents no longer restarted
+    restarted_at: dict[str, tuple[float, int]] = field(default_factory=dict)
     given_up: set[str] = field(default_factory=set)
 
     @property
@@ -209,15 +210,18 @@ class Launch:
 
     def _rejoin(self, name: str, code: int) -> bool:
         """Restart the dead agent `name` to rejoin its held seat; False if it is not: the run has ended, the
-        agent has no seat token, or it died again within the grace of its last restart (a failure that a
-        restart does not cure: one restart per loss)."""
+        agent has no seat token, or it died again within the grace of its last restart or before the run
+        recorded another episode (a failure that a restart does not cure: one restart per loss, and a crash
+        right after each rejoin, as from a broken checkpoint, is not restarted for ever)."""
         grace = self.config.arena.reconnect_grace_s
         if name in self.given_up or self.arena.poll() is not None or (self.run_dir / "result.json").exists():
             return False
         token = self.run_dir / "agents" / name / SEAT_TOKEN_FILE
-        last = self.restarted_at.get(name)
+        episodes = record_count(self.run_dir / "episodes.jsonl")
+        last, recorded = self.restarted_at.get(name, (None, -1))
         why = ("it died again within reconnect_grace_s of its restart"
                if last is not None and time.monotonic() - last <= grace else
+               "it died again before the run recorded another episode" if recorded == episodes else
                None if token.exists() else f"it has no seat token ({token})")
         if why is not None:
             self.given_up.add(name)
@@ -229,7 +233,7 @@ class Launch:
                       f"(held {grace:g} s); its log goes on in {escape(str(self.run_dir / 'agents'))}/"
                       f"{escape(name)}.log", highlight=False)
         self._start_agent(seat, self.config.agents[seat], rejoin=True)
-        self.restarted_at[name] = time.monotonic()
+        self.restarted_at[name] = (time.monotonic(), episodes)
         return True
 
     @staticmethod

@@ -219,3 +219,32 @@ def test_arena_launch_restarts_a_killed_agent_and_the_run_completes(tmp_path: Pa
     agent_log = (run_dir / "agents" / "learner.log").read_text()
     assert "rejoined its seat" in agent_log
     assert re.search(r"resumed from \S+/checkpoints/episode_\d+\.pt", agent_log), agent_log
+
+
+def test_the_launcher_gives_up_on_an_agent_that_dies_again_before_another_episode(tmp_path: Path,
+                                                                                monkeypatch: Any) -> None:
+    """An agent that crashes right after every rejoin (say, from a broken checkpoint) is restarted once per
+    recorded episode, not for ever, even when each crash comes later than the grace after its restart."""
+    from launch.config import load_config
+    from launch.supervisor import Launch
+
+    config = load_config(write_config(tmp_path / "run.toml", {"game": "ipd", "reconnect_grace_s": 0.5},
+                                      [{"name": "a", "kind": "always-cooperate"}, {"name": "b", "kind": SLOW}]))
+    run_dir = tmp_path / "run"
+    (run_dir / "agents" / "b").mkdir(parents=True)
+    (run_dir / "agents" / "b" / "seat.token").write_text("0123")
+    episodes = run_dir / "episodes.jsonl"
+    episodes.write_text("".join(json.dumps({"episode": e}) + "\n" for e in range(3)))
+    job = Launch(config, run_dir, arena=subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
+    started: list[int] = []
+    monkeypatch.setattr(job, "_start_agent", lambda seat, spec, rejoin=False: started.append(seat))
+    try:
+        assert job._rejoin("b", -9) and started == [1]
+        job.restarted_at["b"] = (time.monotonic() - 5.0, job.restarted_at["b"][1])  # died long after the grace
+        assert not job._rejoin("b", -9) and started == [1] and "b" in job.given_up
+        job.given_up.clear()
+        episodes.write_text(episodes.read_text() + json.dumps({"episode": 3}) + "\n")
+        assert job._rejoin("b", -9) and started == [1, 1]  # the run went on after the last restart
+    finally:
+        job.arena.kill()
+        job.arena.wait()

@@ -159,6 +159,8 @@ class Launch:
         if rejoin:
             command += ["--seat-token-file", str(out_dir / SEAT_TOKEN_FILE)]
             resume = latest_checkpoint(out_dir) or resume
+        else:  # a token left by an earlier session (before a --resume) would rejoin nothing
+            (out_dir / SEAT_TOKEN_FILE).unlink(missing_ok=True)
         if resume:
             command += ["--resume", str(resume)]
         if spec.options:  # some decide the hello (MOA's `communication` declares "messages")

@@ -353,13 +353,13 @@ class AgentRuntime:
         cls = type(algo)
         run = RunFacts(game=welcome.game, n_agents=welcome.n_agents, disclose=self.info.disclosed, rmax=welcome.rmax,
                        action_names=welcome.action_names, message_vocab=welcome.message_vocab)
-        if cls.talks_with(self.info.options) != self.talks:
-            raise AgentError(f"the run's options for {self.name} {'do not ' if self.talks else ''}make it talk, but "
-                             "its hello said otherwise: pass the seat's options to `arena agent` with --options")
         problems = option_problems(cls, self.implementation, self.info.options, welcome.game)
         problems += run_problems(cls, self.implementation, run, None if problems else self.info.options, welcome.seat)
         if problems:
             raise AgentError("; ".join(problem.message for problem in problems))
+        if cls.talks_with(self.info.options) != self.talks:
+            raise AgentError(f"the run's options for {self.name} {'do not ' if self.talks else ''}make it talk, but "
+                             "its hello said otherwise: pass the seat's options to `arena agent` with --options")
         try:
             algo.setup(self.info)
         except (ValueError, TypeError) as err:  # options or a game the algorithm cannot work with

@@ -212,7 +212,8 @@ class MOA(RecurrentPPO):
 
     @classmethod
     def talks_with(cls, options: dict[str, Any]) -> bool:
-        return bool(options.get("communication", False))
+        """As the validated options say (pydantic reads "false" as False; `bool("false")` is True)."""
+        return cls.resolve_options(options, None).communication
 
     @classmethod
     def check_run(cls, options: dict[str, Any], run: RunFacts, seat: int) -> list[str]:

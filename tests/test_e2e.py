@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, arena_command, launch, read_jsonl, run_dir_of, write_config
+from tests.conftest import REPO, arena_command, launch, read_jsonl, run_dir_of, run_processes, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -105,19 +105,6 @@ def _wait_for_episodes(run_dir: Path, count: int, timeout: float = 60) -> None:
     raise AssertionError(f"fewer than {count} episodes after {timeout} s")
 
 
-def _agent_pid(run_dir: Path, name: str) -> int:
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if str(run_dir / "connection.json").encode() in command and name.encode() in command:
-            return int(entry.name)
-    raise AssertionError(f"no process for agent {name}")
-
-
 def _slow_config(tmp_path: Path) -> Path:
     return write_config(tmp_path / "slow.toml",
                         {"game": "ipd", "episodes": 1000, "batch_size": 4, "heartbeat_timeout_s": 2.0,
@@ -131,7 +118,7 @@ def test_killed_agent_ends_the_run_naming_it(tmp_path: Path) -> None:
     try:
         _wait_for_episodes(run_dir, 2)
         killed_at = time.monotonic()
-        os.kill(_agent_pid(run_dir, "bob"), signal.SIGKILL)
+        os.kill(run_processes(run_dir)["bob"], signal.SIGKILL)
         output, _ = process.communicate(timeout=30)
         noticed = time.monotonic() - killed_at
     finally:
@@ -151,7 +138,7 @@ def test_ctrl_c_stops_every_process_and_keeps_finished_episodes(tmp_path: Path, 
     process, run_dir = _start(_slow_config(tmp_path))
     try:
         _wait_for_episodes(run_dir, 2)
-        pids = [_agent_pid(run_dir, "alice"), _agent_pid(run_dir, "bob")]
+        pids = [run_processes(run_dir)[name] for name in ("alice", "bob")]
         interrupted_at = time.monotonic()
         process.send_signal(stop_signal)
         process.communicate(timeout=20)

@@ -54,7 +54,7 @@ from torch.nn import functional as F
 
 from agents.algorithm import RunFacts, SeatInfo, StepView, Trajectory
 from agents.algorithms.ppo import PAPER_A3C, SSD_PPO, ExtraLoss, PPOOptions, RecurrentPPO, lr_anneal, schedule
-from agents.learners.common import TrajectoryTensors, onehot_others
+from agents.learners.common import TrajectoryTensors, onehot_codes, onehot_others
 from agents.learners.networks import mlp
 from agents.learners.ppo import gae
 
@@ -153,11 +153,6 @@ def counterfactual_influence(cf_probs: torch.Tensor, own_probs: torch.Tensor, ow
     value = divergence(conditional, marginal, kind, others_next)  # [S, B, J]
     value = torch.where(torch.isfinite(value), value, torch.zeros_like(value))
     return (value * visible).sum(-1)
-
-
-def onehot_codes(codes: torch.Tensor, n: int) -> torch.Tensor:
-    """`[..., n]` one-hot of `codes`, all zeros where a code is −1 (a symbol nobody sent)."""
-    return F.one_hot(codes.clamp(min=0), n).float() * (codes >= 0).unsqueeze(-1)
 
 
 def joint_counts(x: torch.Tensor, y: torch.Tensor, nx: int, ny: int) -> torch.Tensor:

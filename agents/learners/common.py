@@ -172,12 +172,14 @@ class LinearSchedule:
         self.k += 1
 
 
+def onehot_codes(codes: torch.Tensor, n: int) -> torch.Tensor:
+    """`[..., n]` one-hot of `codes`, all zeros where a code is −1 (an action hidden, a symbol nobody sent)."""
+    return torch.nn.functional.one_hot(codes.clamp(min=0), n).float() * (codes >= 0).unsqueeze(-1)
+
+
 def onehot_others(joint_action: torch.Tensor, seat: int, sizes: list[int]) -> torch.Tensor:
     """One-hot actions of every agent but `seat`, ascending seat id, concatenated: [..., Σ_j |A_j|]."""
-    parts = [torch.nn.functional.one_hot(joint_action[..., j].clamp(min=0), n).float()
-             * (joint_action[..., j : j + 1] >= 0)
-             for j, n in enumerate(sizes) if j != seat]
-    return torch.cat(parts, dim=-1)
+    return torch.cat([onehot_codes(joint_action[..., j], n) for j, n in enumerate(sizes) if j != seat], dim=-1)
 
 
 class TrajectoryTensors:

@@ -128,9 +128,9 @@ class Launch:
 
     def start_arena(self) -> dict[str, Any]:
         (self.run_dir / "connection.json").unlink(missing_ok=True)  # a stopped session's, naming a dead address
-        out = open(self.run_dir / "arena.out", self._log_mode)  # noqa: SIM115 - owned by the child
-        self.arena = subprocess.Popen([sys.executable, "-m", "arena", str(self.run_dir)], stdout=out,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.run_dir / "arena.out", self._log_mode) as out:  # the child keeps its own copy
+            self.arena = subprocess.Popen([sys.executable, "-m", "arena", str(self.run_dir)], stdout=out,
+                                          stderr=subprocess.STDOUT, start_new_session=True)
         return wait_for_connection(self.run_dir, self.arena)
 
     def start_agents(self, connection: dict[str, Any]) -> None:
@@ -169,9 +169,9 @@ class Launch:
             command += ["--client-key", str(self.run_dir / "keys" / f"{spec.name}.key_secret")]
         if self.config.run.mqtt:
             command += ["--mqtt", self.config.run.mqtt]
-        out = open(logs / f"{spec.name}.log", "ab" if rejoin else self._log_mode)  # noqa: SIM115 - the child's
-        self.agents[spec.name] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                                  start_new_session=True)
+        with open(logs / f"{spec.name}.log", "ab" if rejoin else self._log_mode) as out:  # the child keeps a copy
+            self.agents[spec.name] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                                      start_new_session=True)
 
     def follow(self) -> None:
         """Show progress from episodes.jsonl until the arena exits (or Ctrl-C)."""

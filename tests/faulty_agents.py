@@ -137,4 +137,4 @@ class FailsBeforeHello(Algorithm):
         raise RuntimeError("simulated failure before hello")
 
     def act(self, view: StepView) -> np.ndarray:
-        raise NotImplementedError("never made")
+        raise AssertionError("unreachable: the agent fails in __init__")
